@@ -1,0 +1,193 @@
+"""Lambda consumer: a Kinesis batch in, the points ledger updated, partial failures out (DESIGN §5).
+
+Records are applied in order. At the first failure the handler stops and reports that record and
+every later one: Kinesis resumes from the lowest failed sequence number, and applying later records
+now would break per-token order. Poison records go to the quarantine queue and count as handled.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from app.events import ChainEvent, InvalidEvent, decode
+from app.rates import Rates
+from app.store import RETRY_CONFIG, UNREAD, Outcome, Store
+
+SERVICE = "ngu-points-processor"
+NAMESPACE = "NGUPoints/Processor"
+COUNTERS = ("EventsApplied", "DuplicatesSkipped", "OwnershipGaps", "PoisonRecords", "RecordsFailed")
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+# No `service` dimension: the alarms select these metrics by `Stage` alone.
+metrics = Metrics(namespace=NAMESPACE, service="")
+
+
+@dataclass(frozen=True)
+class Settings:
+    tokens_table: str
+    points_table: str
+    quarantine_queue_url: str
+    rates: Rates
+    stage: str
+    remaining_time_guard_ms: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise RuntimeError(f"{name}: environment variable is missing or empty")
+            return value
+
+        guard = env.get("REMAINING_TIME_GUARD_MS", "5000")
+        if not guard.isdigit():
+            raise RuntimeError(f"REMAINING_TIME_GUARD_MS: expected milliseconds, got {guard!r}")
+        return cls(
+            tokens_table=required("TOKENS_TABLE"),
+            points_table=required("POINTS_TABLE"),
+            quarantine_queue_url=required("QUARANTINE_QUEUE_URL"),
+            rates=Rates.parse(env.get("POINTS_PER_DAY"), env.get("DEFAULT_POINTS_PER_DAY")),
+            stage=env.get("STAGE", "dev"),
+            remaining_time_guard_ms=int(guard),
+        )
+
+
+class Poison(Exception):
+    """A record that can never succeed: quarantine it instead of retrying it."""
+
+
+class Consumer:
+    def __init__(self, settings: Settings, store: Store, sqs: Any) -> None:
+        self.settings = settings
+        self.store = store
+        self.sqs = sqs
+
+    def process(self, records: Sequence[dict[str, Any]], remaining_ms: Callable[[], int]) -> dict[str, Any]:
+        counts = dict.fromkeys(COUNTERS, 0)
+        parsed = [_parse(record) for record in records]
+        states = self._prefetch([p for p in parsed if isinstance(p, ChainEvent)])
+        failed_from = len(records)
+        for index, (record, item) in enumerate(zip(records, parsed, strict=True)):
+            if remaining_ms() < self.settings.remaining_time_guard_ms:
+                logger.warning(
+                    "time is short: reporting the rest of the batch", extra={"unapplied": len(records) - index}
+                )
+                failed_from = index
+                break
+            try:
+                outcome = self._handle(record, item, states)
+            except Exception:
+                logger.exception("record failed: reporting it and every later record", extra=_where(record))
+                failed_from = index
+                break
+            for name in outcome:
+                counts[name] += 1
+        counts["RecordsFailed"] = len(records) - failed_from
+        for name, value in counts.items():
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        failures = [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[failed_from:]]
+        return {"batchItemFailures": failures}
+
+    def _handle(self, record: dict[str, Any], item: ChainEvent | Poison, states: dict[str, Any]) -> tuple[str, ...]:
+        """Apply one record; returns the counters it increments."""
+        if isinstance(item, Poison):
+            self._quarantine(record, str(item))
+            return ("PoisonRecords",)
+        event = item
+        logger.set_correlation_id(event.id)
+        weight = self.settings.rates.weight(event.rate_key)
+        if weight is None:
+            self._quarantine(record, f"no points rate for contract {event.rate_key} and no default")
+            return ("PoisonRecords",)
+        result = self.store.apply(event, weight, states.get(event.token_key, UNREAD))
+        states[event.token_key] = result.state
+        if result.outcome is Outcome.DUPLICATE:
+            logger.info("duplicate or stale event skipped", extra={"seq": event.seq, "token": event.token_key})
+            return ("DuplicatesSkipped",)
+        if result.gap:
+            previous = result.transition.previous if result.transition else None
+            logger.warning(
+                "ownership gap: the chain wins",
+                extra={
+                    "token": event.token_key,
+                    "event_from": event.from_address,
+                    "table_owner": previous.owner if previous else None,
+                    "table_last_event_id": previous.last_event_id if previous else None,
+                },
+            )
+            return ("EventsApplied", "OwnershipGaps")
+        return ("EventsApplied",)
+
+    @tracer.capture_method
+    def _prefetch(self, events: list[ChainEvent]) -> dict[str, Any]:
+        if not events:
+            return {}
+        try:
+            return dict(self.store.prefetch(e.token_key for e in events))
+        except Exception:
+            # Only an optimisation: each record then reads its own token, and the first that
+            # cannot becomes the batch's first failure.
+            logger.exception("prefetch failed; reading tokens one by one")
+            return {}
+
+    def _quarantine(self, record: dict[str, Any], reason: str) -> None:
+        kinesis = record.get("kinesis", {})
+        body = {
+            "reason": reason,
+            "eventSourceARN": record.get("eventSourceARN"),
+            "shardId": str(record.get("eventID", "")).split(":", 1)[0],
+            "sequenceNumber": kinesis.get("sequenceNumber"),
+            "partitionKey": kinesis.get("partitionKey"),
+            "approximateArrivalTimestamp": kinesis.get("approximateArrivalTimestamp"),
+            "data": kinesis.get("data"),
+        }
+        self.sqs.send_message(
+            QueueUrl=self.settings.quarantine_queue_url,
+            MessageBody=json.dumps(body),
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
+        )
+        logger.error("poison record quarantined", extra={"reason": reason, **_where(record)})
+
+
+def _parse(record: dict[str, Any]) -> ChainEvent | Poison:
+    try:
+        data = base64.b64decode(record["kinesis"]["data"], validate=True)
+    except (KeyError, TypeError, binascii.Error, ValueError) as error:
+        return Poison(f"record: data is not base64 ({error})")
+    try:
+        return decode(data)
+    except InvalidEvent as error:
+        return Poison(str(error))
+
+
+def _where(record: dict[str, Any]) -> dict[str, Any]:
+    kinesis = record.get("kinesis", {})
+    return {"sequence_number": kinesis.get("sequenceNumber"), "partition_key": kinesis.get("partitionKey")}
+
+
+@cache
+def consumer() -> Consumer:
+    """Built once per execution environment, from the environment (a bad value fails the init)."""
+    settings = Settings.from_env(os.environ)
+    metrics.set_default_dimensions(Stage=settings.stage)
+    store = Store(settings.tokens_table, settings.points_table)
+    return Consumer(settings, store, boto3.client("sqs", config=RETRY_CONFIG))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return consumer().process(event.get("Records", []), context.get_remaining_time_in_millis)

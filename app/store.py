@@ -1,0 +1,286 @@
+"""DynamoDB adapter for the points ledger (DESIGN §4): table definitions, apply, and operator reads.
+
+One event costs one `TransactWriteItems` (the token's optimistic lock plus ADDs to the holders);
+a batch prefetches every token it touches with `BatchGetItem`. Throttling is retried by botocore
+(adaptive mode); only the semantics botocore cannot know are retried here: a lost optimistic lock
+(re-read and recompute) and a transaction cancelled by a conflict on a shared holder item.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from app.events import ChainEvent
+from app.ledger import HolderDelta, HolderPoints, TokenState, Transition, is_stale, transition
+
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=10)
+BATCH_GET_LIMIT = 100
+_RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def dynamodb_client(**kwargs: Any) -> Any:
+    return boto3.client("dynamodb", config=RETRY_CONFIG, **kwargs)
+
+
+def tokens_table_definition(name: str) -> dict[str, Any]:
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": "token", "AttributeType": "S"},
+            {"AttributeName": "owner", "AttributeType": "S"},
+        ],
+        "KeySchema": [{"AttributeName": "token", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": "owner-index",
+                "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
+def points_table_definition(name: str) -> dict[str, Any]:
+    return _single_key_table(name, "holder")
+
+
+def monitor_table_definition(name: str) -> dict[str, Any]:
+    return _single_key_table(name, "id")
+
+
+def _single_key_table(name: str, key: str) -> dict[str, Any]:
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+    }
+
+
+def create_tables(client: Any, *, tokens: str, points: str, monitor: str | None = None) -> None:
+    """Create the tables (tests and the local stack; production tables come from Pulumi)."""
+    definitions = [tokens_table_definition(tokens), points_table_definition(points)]
+    if monitor:
+        definitions.append(monitor_table_definition(monitor))
+    for definition in definitions:
+        client.create_table(**definition)
+    for definition in definitions:
+        client.get_waiter("table_exists").wait(TableName=definition["TableName"])
+
+
+class Outcome(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    outcome: Outcome
+    state: TokenState | None  # the token as the table now holds it
+    transition: Transition | None = None
+    attempts: int = 1
+
+    @property
+    def gap(self) -> bool:
+        return self.transition is not None and self.transition.gap
+
+
+class LostLock(Exception):
+    def __init__(self, current: TokenState | None, known: bool) -> None:
+        self.current = current
+        self.known = known  # False when DynamoDB did not return the item: re-read it
+
+
+class StoreError(RuntimeError):
+    """An event could not be applied after the retries this store owns."""
+
+
+UNREAD: Any = object()  # `known` not given: read the token first
+
+
+class Store:
+    def __init__(self, tokens_table: str, points_table: str, *, client: Any = None, max_attempts: int = 8):
+        self.tokens_table = tokens_table
+        self.points_table = points_table
+        self.client = client or dynamodb_client()
+        self.max_attempts = max_attempts
+
+    # -- writes -----------------------------------------------------------------------------------
+
+    def apply(self, event: ChainEvent, weight: int, known: TokenState | None = UNREAD) -> ApplyResult:
+        """Apply one event exactly once. `known` is the token as prefetched (saves the read)."""
+        state = self.read_token(event.token_key) if known is UNREAD else known
+        for attempt in range(1, self.max_attempts + 1):
+            if is_stale(state, event):
+                return ApplyResult(Outcome.DUPLICATE, state, attempts=attempt)
+            change = transition(state, event, weight)
+            try:
+                self._write(event, change, state)
+            except LostLock as lost:
+                state = lost.current if lost.known else self.read_token(event.token_key)
+                continue
+            except _Contended:
+                _backoff(attempt)
+                continue
+            return ApplyResult(Outcome.APPLIED, change.token, change, attempts=attempt)
+        raise StoreError(f"event {event.id}: gave up after {self.max_attempts} attempts (lock or conflicts)")
+
+    def _write(self, event: ChainEvent, change: Transition, read: TokenState | None) -> None:
+        token = change.token
+        token_update: dict[str, Any] = {
+            "TableName": self.tokens_table,
+            "Key": {"token": {"S": event.token_key}},
+            "UpdateExpression": (
+                "SET #owner = :owner, acquiredAt = :at, lastSeq = :seq, lastEventId = :id, weight = :w, "
+                "chainId = :chain, contract = :contract, tokenId = :tokenId"
+            ),
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {
+                ":owner": {"S": token.owner},
+                ":at": _n(token.acquired_at),
+                ":seq": _n(token.last_seq),
+                ":id": {"S": token.last_event_id},
+                ":w": _n(token.weight),
+                ":chain": _n(event.chain_id),
+                ":contract": {"S": event.contract},
+                ":tokenId": {"S": str(event.token_id)},
+            },
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if read is None:
+            token_update["ConditionExpression"] = "attribute_not_exists(#token)"
+            token_update["ExpressionAttributeNames"]["#token"] = "token"
+        else:
+            token_update["ConditionExpression"] = "lastSeq = :readSeq"
+            token_update["ExpressionAttributeValues"][":readSeq"] = _n(read.last_seq)
+        items = [{"Update": token_update}] + [{"Update": self._holder_update(d)} for d in change.deltas]
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            first = reasons[0] if reasons else {}
+            if first.get("Code") == "ConditionalCheckFailed":
+                item = first.get("Item")
+                raise LostLock(token_from_item(item) if item else None, known=bool(item)) from None
+            if any(r.get("Code") in _RETRYABLE_CANCELLATIONS for r in reasons):
+                raise _Contended() from None
+            raise
+
+    def _holder_update(self, delta: HolderDelta) -> dict[str, Any]:
+        return {
+            "TableName": self.points_table,
+            "Key": {"holder": {"S": delta.holder}},
+            "UpdateExpression": "ADD weightedSeconds :ws, weightedHeld :wh, weightedSinceSum :wss, tokensHeld :th",
+            "ExpressionAttributeValues": {
+                ":ws": _n(delta.weighted_seconds),
+                ":wh": _n(delta.weighted_held),
+                ":wss": _n(delta.weighted_since_sum),
+                ":th": _n(delta.tokens_held),
+            },
+        }
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def read_token(self, token_key: str) -> TokenState | None:
+        response = self.client.get_item(
+            TableName=self.tokens_table, Key={"token": {"S": token_key}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return token_from_item(item) if item else None
+
+    def prefetch(self, token_keys: Iterable[str]) -> dict[str, TokenState | None]:
+        """Strongly consistent states of many tokens: one BatchGetItem per 100 keys (plus retries of
+        unprocessed keys). Keys absent from the table map to None."""
+        keys = list(dict.fromkeys(token_keys))
+        states: dict[str, TokenState | None] = dict.fromkeys(keys)
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request = {
+                self.tokens_table: {
+                    "Keys": [{"token": {"S": k}} for k in keys[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            attempt = 0
+            while request:
+                attempt += 1
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self.tokens_table, []):
+                    states[item["token"]["S"]] = token_from_item(item)
+                request = response.get("UnprocessedKeys") or {}
+                if request:
+                    _backoff(attempt)
+        return states
+
+    def token(self, token_key: str) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.tokens_table, Key={"token": {"S": token_key}})
+        item = response.get("Item")
+        return _plain(item) if item else None
+
+    def holder(self, address: str) -> HolderPoints | None:
+        response = self.client.get_item(TableName=self.points_table, Key={"holder": {"S": address.lower()}})
+        item = response.get("Item")
+        return holder_from_item(item) if item else None
+
+    def holders(self) -> Iterator[tuple[str, HolderPoints]]:
+        for page in self.client.get_paginator("scan").paginate(TableName=self.points_table):
+            for item in page.get("Items", []):
+                yield item["holder"]["S"], holder_from_item(item)
+
+    def leaderboard(self, at: int, limit: int = 10) -> list[tuple[str, Fraction, HolderPoints]]:
+        rows = ((holder, row.points_at(at), row) for holder, row in self.holders())
+        return heapq.nlargest(limit, rows, key=lambda r: (r[1], r[0]))
+
+
+class _Contended(Exception):
+    pass
+
+
+def token_from_item(item: dict[str, Any]) -> TokenState:
+    return TokenState(
+        owner=item["owner"]["S"],
+        acquired_at=int(item["acquiredAt"]["N"]),
+        last_seq=int(item["lastSeq"]["N"]),
+        last_event_id=item.get("lastEventId", {}).get("S", ""),
+        # Items written by the legacy monitor carry no weight: they settle at the current rate.
+        weight=int(item["weight"]["N"]) if "weight" in item else None,
+    )
+
+
+def holder_from_item(item: dict[str, Any]) -> HolderPoints:
+    def number(name: str) -> int:
+        return int(item[name]["N"]) if name in item else 0
+
+    return HolderPoints(
+        number("weightedSeconds"), number("weightedHeld"), number("weightedSinceSum"), number("tokensHeld")
+    )
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, typed in item.items():
+        ((kind, value),) = typed.items()
+        out[name] = int(value) if kind == "N" else value
+    return out
+
+
+def _backoff(attempt: int, base: float = 0.02, cap: float = 1.0) -> None:
+    """Full jitter (AWS architecture blog): sleep U(0, min(cap, base * 2**attempt))."""
+    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
