@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.alarm_catalog import CATALOG, AlarmSpec, Metric, Ref
-from components.iam import Statement, assume_role_policy
+from components.iam import Statement, service_role
 from components.kms import customer_key
 from components.settings import Settings
 
@@ -81,13 +81,14 @@ class AlarmSet(pulumi.ComponentResource):
             endpoint_auto_confirms=True,
             opts=child,
         )
-        chatbot_role = aws.iam.Role(
-            f"{name}-chatbot-role",
-            name=f"{settings.prefix}-chatbot",
+        chatbot_role, _ = service_role(
+            f"{name}-chatbot",
+            role_name=f"{settings.prefix}-chatbot",
             description="AWS Chatbot posts the alarm topics to Slack; it needs no permissions of its own",
-            assume_role_policy=assume_role_policy("chatbot.amazonaws.com"),
+            service="chatbot.amazonaws.com",
+            policies={},
             tags=settings.tags,
-            opts=child,
+            parent=self,
         )
         aws.chatbot.SlackChannelConfiguration(
             f"{name}-slack",

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from components.alarm_catalog import MEMORY_METRIC, PROCESSOR, PROCESSOR_MEMORY
 from components.buckets import private_bucket
-from components.iam import Statement, assume_role_policy, document
+from components.iam import Statement, service_role
 from components.packaging import HANDLER_MODULE, lambda_archive
 from components.settings import Settings
 from components.stream import EventStream
@@ -87,24 +87,15 @@ class EventConsumer(pulumi.ComponentResource):
             tags=settings.tags,
             opts=child,
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=settings.processor_role_name,
+        self.role, policies = service_role(
+            name,
+            role_name=settings.processor_role_name,
             description="Role for processing blockchain events from Kinesis",
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
+            service="lambda.amazonaws.com",
+            policies=self._statements(settings, stream, tables),
             tags=settings.tags,
-            opts=child,
+            parent=self,
         )
-        policies = [
-            aws.iam.RolePolicy(
-                f"{name}-{purpose}",
-                name=purpose,
-                role=self.role.id,
-                policy=document(*statements),
-                opts=child,
-            )
-            for purpose, statements in self._statements(settings, stream, tables).items()
-        ]
 
         archive = lambda_archive(ROOT, ROOT / "build" / "processor-lambda.zip", HANDLER_MODULE)
         variables: dict[str, pulumi.Input[str]] = {
@@ -207,14 +198,7 @@ class EventConsumer(pulumi.ComponentResource):
                 ),
                 Statement("DecryptStream", ["kms:Decrypt"], [stream.key.arn]),
             ],
-            "DynamoDBAccess": [
-                # The store reads tokens, then writes both tables in one transaction of updates.
-                Statement(
-                    "ApplyEvents",
-                    ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-                    [tables.tokens.arn, tables.points.arn],
-                )
-            ],
+            "DynamoDBAccess": [tables.ledger_statement()],
             "QuarantineAccess": [Statement("QuarantinePoison", ["sqs:SendMessage"], [self.quarantine.arn])],
             "OnFailureDestination": [
                 Statement("ListFailedBatches", ["s3:ListBucket"], [self.failed_batches.arn]),

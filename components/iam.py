@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,30 @@ def assume_role_policy(service: str) -> str:
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
         }
     )
+
+
+def service_role(
+    name: str,
+    *,
+    role_name: str,
+    description: str,
+    service: str,
+    policies: Mapping[str, Sequence[Statement]],
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicy]]:
+    """A role `service` assumes, with one inline policy per purpose (named after it)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{name}-role",
+        name=role_name,
+        description=description,
+        assume_role_policy=assume_role_policy(service),
+        tags=dict(tags),
+        opts=child,
+    )
+    attached = [
+        aws.iam.RolePolicy(f"{name}-{purpose}", name=purpose, role=role.id, policy=document(*statements), opts=child)
+        for purpose, statements in policies.items()
+    ]
+    return role, attached

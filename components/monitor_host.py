@@ -18,7 +18,7 @@ import yaml
 
 from components.alarm_catalog import HOST, MONITOR
 from components.buckets import private_bucket
-from components.iam import Statement, assume_role_policy, document
+from components.iam import Statement, service_role
 from components.packaging import MONITOR_UNIT, monitor_bundle
 from components.settings import Settings
 from components.stream import EventStream
@@ -143,18 +143,15 @@ class MonitorHost(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=settings.monitor_role_name,
+        self.role, _ = service_role(
+            name,
+            role_name=settings.monitor_role_name,
             description="Role for EC2 instance to send events to Kinesis",
-            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            service="ec2.amazonaws.com",
+            policies=self._statements(settings, stream, tables, bundle_object),
             tags=settings.tags,
-            opts=child,
+            parent=self,
         )
-        for purpose, statements in self._statements(settings, stream, tables, bundle_object).items():
-            aws.iam.RolePolicy(
-                f"{name}-{purpose}", name=purpose, role=self.role.id, policy=document(*statements), opts=child
-            )
         # Session Manager is the only way in (no SSH, no inbound port); AWS maintains its actions.
         aws.iam.RolePolicyAttachment(f"{name}-ssm-core", role=self.role.name, policy_arn=SSM_CORE_POLICY, opts=child)
         profile = aws.iam.InstanceProfile(
@@ -304,11 +301,5 @@ class MonitorHost(pulumi.ComponentResource):
         }
         if settings.monitor.sink == "dynamodb":
             # The legacy direct path (a rollback by config) writes the ledger itself.
-            statements["DirectSinkAccess"] = [
-                Statement(
-                    "ApplyEvents",
-                    ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-                    [tables.tokens.arn, tables.points.arn],
-                )
-            ]
+            statements["DirectSinkAccess"] = [tables.ledger_statement()]
         return statements

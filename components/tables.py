@@ -15,6 +15,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import Statement
 from components.settings import Settings
 
 TableKind = Literal["tokens", "points", "monitor"]
@@ -52,6 +53,14 @@ class Tables(pulumi.ComponentResource):
                 "pointsTableName": self.points.name,
                 "monitorTableName": self.monitor.name,
             }
+        )
+
+    def ledger_statement(self) -> Statement:
+        """What applying an event needs (app/store.py): read tokens, then one transaction of updates."""
+        return Statement(
+            "ApplyEvents",
+            ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+            [self.tokens.arn, self.points.arn],
         )
 
     def _table(self, name: str, kind: TableKind, settings: Settings) -> aws.dynamodb.Table:
