@@ -275,6 +275,12 @@ def load() -> tuple[Settings, Secrets]:
         except json.JSONDecodeError:
             raw[key] = value
     settings = parse(raw, pulumi.Config("aws").get("region"))
+    stack = pulumi.get_stack()
+    if stack in {s.value for s in Stage} and stack != settings.stage:
+        # Names derive from the stage: staging's config in the prod stack would rename prod's resources.
+        raise ConfigError(
+            f"{PROJECT}:stage: {settings.stage!s} in stack {stack}; a stack named after a stage deploys that stage"
+        )
     secrets = Secrets(rpc_url=_secret(config, "rpcUrl"), pagerduty_endpoint=_secret(config, "pagerdutyEndpoint"))
     return settings, secrets
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -65,6 +66,7 @@ BAD = [
         f"{NS}:consumer.memoryMB: Extra inputs are not permitted",
         id="misspelt-key",
     ),
+    pytest.param({f"{NS}:stage": "staging"}, f"{NS}:stage: staging in stack prod", id="stage-of-another-stack"),
     pytest.param({"aws:region": "mars"}, "aws:region: String should match pattern", id="bad-region"),
     pytest.param({f"{NS}:rpcUrl": None}, f"{NS}:rpcUrl: missing", id="missing-secret"),
 ]
@@ -90,3 +92,19 @@ def test_cli_prints_one_line_and_fails_on_an_unknown_stack() -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "record_stack: --stack nope: no stack file Pulumi.nope.yaml"
+
+
+def test_concurrency_without_room_for_a_shard_split_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        record_stack("staging", _section("staging", "consumer", reservedConcurrency=45))
+    warnings = [r.getMessage() for r in caplog.records if "reservedConcurrency" in r.getMessage()]
+    assert warnings == [
+        "consumer.reservedConcurrency 45 covers 40 concurrent batches but not one more shard: "
+        "when the on-demand stream splits, batches queue and IteratorAge grows"
+    ]
+
+
+def test_seed_concurrency_leaves_room_for_one_split_and_does_not_warn(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        record_stack("staging")
+    assert not [r for r in caplog.records if "reservedConcurrency" in r.getMessage()]
