@@ -388,7 +388,7 @@ CATALOG: tuple[AlarmSpec, ...] = (
     AlarmSpec(
         "MappingDroppedEvents",
         "page",
-        "The event source mapping dropped records: they were never processed nor sent anywhere.",
+        "The mapping gave up on records (too old, or retries exhausted): they left the stream unapplied.",
         threshold("mapping_dropped_events"),
         "mappingDroppedEvents",
         {"m": _mapping("DroppedEventCount")},

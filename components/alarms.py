@@ -99,6 +99,7 @@ class AlarmSet(pulumi.ComponentResource):
             sns_topic_arns=[self.notify.arn, self.page.arn],
             guardrail_policy_arns=[CHATBOT_GUARDRAIL],
             logging_level="ERROR",
+            region=settings.alerts.chatbot_region,
             tags=settings.tags,
             opts=child,
         )

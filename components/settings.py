@@ -24,6 +24,7 @@ SSM_PREFIX = "/ngu-points-system-v2"
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{40}$")]
 RateKey = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*:0x[0-9a-f]{40}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
 SsmName = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9_.\-/]+$")]
 Positive = Annotated[int, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -118,6 +119,8 @@ class PointsSettings(_Section):
 class AlertSettings(_Section):
     slack_team_id: Annotated[str, StringConstraints(pattern=r"^T[A-Z0-9]+$")]
     slack_channel_id: Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]+$")]
+    # AWS Chatbot is a global service whose API lives in us-east-2 (there is no us-east-1 endpoint).
+    chatbot_region: Region = "us-east-2"
 
 
 class Thresholds(_Section):
@@ -161,7 +164,7 @@ class Thresholds(_Section):
 
 class Settings(_Section):
     stage: Stage
-    region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    region: Region
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     stream: StreamSettings
     consumer: ConsumerSettings

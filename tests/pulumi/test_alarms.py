@@ -154,6 +154,7 @@ def test_slack_gets_both_topics_through_chatbot(prod: RecordedStack) -> None:
     slack = one(prod, "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration").inputs
     assert sorted(t.rsplit("-", 1)[1] for t in slack["snsTopicArns"]) == ["notify", "page"]
     assert (slack["slackTeamId"], slack["slackChannelId"]) == ("T0NGUPOINTS", "C0NGUALERTS")
+    assert slack["region"] == "us-east-2"  # Chatbot's API has no us-east-1 endpoint
 
 
 def test_dashboard_shows_every_alarm_and_each_stage_of_the_pipeline(prod: RecordedStack) -> None:
