@@ -106,3 +106,18 @@ def test_alarm_topic_key_lets_cloudwatch_publish(recorded: dict[str, RecordedSta
     for document in keys.values():
         for statement in statements(document):
             assert "kms:*" not in as_list(statement["Action"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_allow_anywhere_uses_a_wildcard_action(recorded: dict[str, RecordedStack], stack: str) -> None:
+    """Key and bucket policies too. The one wildcard is the buckets' TLS-only Deny, which grants nothing."""
+    documents = [
+        json.loads(r.inputs["policy"])
+        for r in recorded[stack].resources
+        if r.type in ("aws:kms/key:Key", "aws:s3/bucketPolicy:BucketPolicy", "aws:iam/rolePolicy:RolePolicy")
+    ]
+    assert len(documents) > 10
+    for document in documents:
+        for statement in statements(document):
+            wildcard = [a for a in as_list(statement["Action"]) if a == "*" or a.endswith(":*")]
+            assert not wildcard or (statement["Effect"] == "Deny" and "aws:SecureTransport" in json.dumps(statement))

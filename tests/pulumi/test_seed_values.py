@@ -137,3 +137,23 @@ def test_staging_thresholds_differ_from_prod_where_its_stack_file_says_so() -> N
     prod, staging = project_config("prod", "thresholds"), project_config("staging", "thresholds")
     assert prod.keys() == staging.keys()
     assert prod["lambdaErrorRatePercent"] == 5 and staging["lambdaErrorRatePercent"] == 10
+
+
+# The seed's inline policy names survive (operators and its runbook refer to them), narrowed inside.
+SEED_POLICIES = [
+    ("processor", {"KinesisAccess", "DynamoDBAccess", "CloudWatchAccess", "VPCAccess"}),
+    ("monitor", {"KinesisAccess", "SSMAccess"}),
+]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("component", "names"), SEED_POLICIES)
+def test_seed_policy_names_are_kept(
+    recorded: dict[str, RecordedStack], stack: str, component: str, names: set[str]
+) -> None:
+    policies = {
+        p.inputs["name"]
+        for p in recorded[stack].of_type("aws:iam/rolePolicy:RolePolicy")
+        if p.name.startswith(f"{component}-")
+    }
+    assert names <= policies
