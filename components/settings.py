@@ -254,7 +254,8 @@ class Secrets:
     pagerduty_endpoint: pulumi.Output[str]
 
 
-_SECTIONS = {to_camel(name): field.annotation for name, field in Settings.model_fields.items() if name != "region"}
+# The stack-file keys under the project namespace (region is `aws:region`).
+_SECTIONS = tuple(to_camel(name) for name in Settings.model_fields if name != "region")
 
 
 def parse(raw: dict[str, Any], region: str | None) -> Settings:
