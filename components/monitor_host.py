@@ -50,6 +50,8 @@ def monitor_config(settings: Settings, monitor_table: str) -> dict[str, Any]:
             "points_table": settings.table_name("points"),
             "points_per_day": dict(settings.points.per_day),
         }
+        if settings.points.default_per_day is not None:
+            config["default_points_per_day"] = settings.points.default_per_day
     return config
 
 
@@ -282,7 +284,8 @@ class MonitorHost(pulumi.ComponentResource):
             "StateTableAccess": [
                 Statement(
                     "Checkpoint",
-                    ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+                    # The monitor reads and writes whole items (checkpoint, reorg records), nothing else.
+                    ["dynamodb:GetItem", "dynamodb:PutItem"],
                     [tables.monitor.arn],
                 )
             ],

@@ -254,3 +254,23 @@ def test_bundle_holds_the_app_and_what_the_host_installs(prod: RecordedStack) ->
     with tarfile.open(source.path) as bundle:
         names = set(bundle.getnames())
     assert {"app/processor.py", "pyproject.toml", "constraints.txt", "deploy/ngu-points-monitor.service"} <= names
+
+
+def test_direct_sink_config_carries_the_ledger_tables_and_rates() -> None:
+    from tools.record_stack import record_stack
+
+    section = "ngu-points-event-processor"
+    monitor = {**project_config("staging", "monitor"), "sink": "dynamodb"}
+    points = {**project_config("staging", "points"), "defaultPerDay": 3}
+    stack = record_stack(
+        "staging", {f"{section}:monitor": json.dumps(monitor), f"{section}:points": json.dumps(points)}
+    )
+    script = _user_data(stack)
+    config = yaml.safe_load(script.split("<<'NGU_MONITOR_YAML'\n", 1)[1].split("\nNGU_MONITOR_YAML", 1)[0])
+    assert config["sink"] == "dynamodb"
+    assert (config["tokens_table"], config["points_table"]) == (
+        "ngu-points-core-v5-tokens-staging",
+        "ngu-points-core-v5-points-staging",
+    )
+    assert config["points_per_day"] == points["perDay"]
+    assert config["default_points_per_day"] == 3

@@ -81,6 +81,7 @@ def test_monitor_role_publishes_reads_its_parameters_and_keeps_its_checkpoint(pr
     assert ssm["Resource"] == "arn:aws:ssm:us-east-1:123456789012:parameter/ngu-points-system-v2/prod/*"
     (state,) = statements(documents["monitor-StateTableAccess"])
     assert state["Resource"].endswith(":table/ngu-points-core-v5-monitor-prod")
+    assert set(state["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
     kinesis = {s["Sid"]: s for s in statements(documents["monitor-KinesisAccess"])}
     assert "kinesis:PutRecords" in kinesis["PublishEvents"]["Action"]
     assert kinesis["EncryptRecords"]["Action"] == ["kms:GenerateDataKey"]
