@@ -274,3 +274,14 @@ def test_direct_sink_config_carries_the_ledger_tables_and_rates() -> None:
     )
     assert config["points_per_day"] == points["perDay"]
     assert config["default_points_per_day"] == 3
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_layer_version_is_the_powertools_the_handler_is_tested_with(stack: str) -> None:
+    import tomllib
+
+    from tools.record_stack import ROOT
+
+    lambda_group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["lambda"]
+    (pin,) = [d for d in lambda_group if d.startswith("aws-lambda-powertools==")]
+    assert project_config(stack, "consumer")["powertoolsVersion"] == pin.split("==")[1]
