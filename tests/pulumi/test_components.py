@@ -285,3 +285,13 @@ def test_layer_version_is_the_powertools_the_handler_is_tested_with(stack: str) 
     lambda_group = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["lambda"]
     (pin,) = [d for d in lambda_group if d.startswith("aws-lambda-powertools==")]
     assert project_config(stack, "consumer")["powertoolsVersion"] == pin.split("==")[1]
+
+
+def test_user_data_is_valid_bash(prod: RecordedStack, tmp_path) -> None:
+    import subprocess
+
+    script = tmp_path / "user-data.sh"
+    script.write_text(_user_data(prod))
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _user_data(prod).startswith("#!/bin/bash\nset -euxo pipefail\n")
