@@ -1,5 +1,5 @@
 """The durable checkpoint: the last block whose every record was acknowledged, with its hash and
-the hashes of recent range ends (to find the fork point of a deep reorg), in the monitor state
+the hashes of recent blocks read (to find the fork point of a deep reorg), in the monitor state
 table (`checkpoint:{chainId}`) or, for development, a JSON file. Deep reorgs are recorded beside it
 (`reorg:{chainId}:{firstOrphanedBlock}`) for the operator and the reconciliation tool.
 
@@ -26,7 +26,7 @@ RECENT_HASHES = 128
 class Checkpoint:
     block: int  # -1: nothing published yet
     hash: str | None = None
-    recent: tuple[tuple[int, str], ...] = ()  # (block, hash) of recent range ends, oldest first
+    recent: tuple[tuple[int, str], ...] = ()  # (block, hash) of recent blocks read, oldest first
 
 
 @dataclass(frozen=True)
@@ -142,13 +142,16 @@ class FileCheckpointStore:
 class Ticket:
     """One range's outstanding records. Sealed once every event of the range was handed over."""
 
-    __slots__ = ("_progress", "first", "last", "last_hash", "outstanding", "sealed")
+    __slots__ = ("_progress", "first", "hashes", "last", "last_hash", "outstanding", "sealed")
 
-    def __init__(self, progress: Progress, first: int, last: int, last_hash: str) -> None:
+    def __init__(
+        self, progress: Progress, first: int, last: int, last_hash: str, hashes: tuple[tuple[int, str], ...]
+    ) -> None:
         self._progress = progress
         self.first = first
         self.last = last
         self.last_hash = last_hash
+        self.hashes = hashes
         self.outstanding = 0
         self.sealed = False
 
@@ -170,11 +173,11 @@ class Progress:
         self._recent = deque(checkpoint.recent, maxlen=RECENT_HASHES)
         self._on_advance = on_advance
 
-    def open(self, first: int, last: int, last_hash: str) -> Ticket:
+    def open(self, first: int, last: int, last_hash: str, hashes: tuple[tuple[int, str], ...] = ()) -> Ticket:
         expected = self._open[-1].last + 1 if self._open else self.checkpoint.block + 1
         if first != expected:
             raise ValueError(f"range {first}..{last} does not follow block {expected - 1}")
-        ticket = Ticket(self, first, last, last_hash)
+        ticket = Ticket(self, first, last, last_hash, hashes or ((last, last_hash),))
         self._open.append(ticket)
         return ticket
 
@@ -190,7 +193,9 @@ class Progress:
         done = None
         while self._open and self._open[0].sealed and self._open[0].outstanding == 0:
             done = self._open.popleft()
-            self._recent.append((done.last, done.last_hash))
+            for number, block_hash in done.hashes:
+                if not self._recent or number > self._recent[-1][0]:
+                    self._recent.append((number, block_hash))
         if done is not None:
             self.checkpoint = Checkpoint(done.last, done.last_hash, tuple(self._recent))
             if self._on_advance:

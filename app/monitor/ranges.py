@@ -42,6 +42,7 @@ class Range:
     parent_hash: str  # the parent of `first`: must be the hash of the last block read before it
     last_hash: str
     events: list[ChainEvent]
+    hashes: tuple[tuple[int, str], ...]  # every block hash this read saw, the parent of `first` included
 
 
 class ChainMoved(Exception):
@@ -102,7 +103,9 @@ class RangeReader:
             timestamps={number: block.timestamp for number, block in blocks.items()},
             start_blocks=self.start_blocks,
         )
-        return Range(first, end, blocks[first].parent_hash, blocks[end].hash, events)
+        parent = blocks[first].parent_hash
+        hashes = ((first - 1, parent), *((number, blocks[number].hash) for number in sorted(blocks)))
+        return Range(first, end, parent, blocks[end].hash, events, hashes)
 
     async def blocks(self, numbers: Sequence[int]) -> dict[int, Block]:
         """Headers by number, batched; each block fetched once however many logs it has."""

@@ -160,7 +160,7 @@ class Monitor:
                 waited = True
 
     async def _hand_over(self, found: Range) -> None:
-        ticket = self.progress.open(found.first, found.last, found.last_hash)
+        ticket = self.progress.open(found.first, found.last, found.last_hash, found.hashes)
         self.telemetry.count("EventsIngested", len(found.events))
         for event in found.events:
             await self.sink.submit(event, ticket)
@@ -173,6 +173,7 @@ class Monitor:
         recent = self.progress.checkpoint.recent
         canonical = await self._canonical_hashes([number for number, _ in recent])
         fork = next(((n, h) for n, h in reversed(recent) if canonical.get(n) == h), None)
+        # No hash kept is canonical any more: the fork is older than what is kept; go back that far.
         first_orphaned = fork[0] + 1 if fork else (recent[0][0] if recent else cursor.block)
         reorg = Reorg(self.config.chain_id, first_orphaned, cursor.block, cursor.hash, found.parent_hash)
         self.telemetry.count("ReorgsDetected")
