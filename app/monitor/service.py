@@ -120,7 +120,7 @@ class Monitor:
         try:
             await self._read_loop(Cursor(checkpoint.block, checkpoint.hash))
             logger.info("reader stopped; waiting for every record to be acknowledged")
-            await self._until_stopped(self.sink.drain())
+            await self.sink.drain()
             await asyncio.to_thread(self._save)
         finally:
             for task in background:
