@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_VERSION := 26.3
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
-.PHONY: venv test lint clean
+.PHONY: venv node test lint clean
 
 venv: $(STAMP)
 
@@ -15,7 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --group dev
 	touch $(STAMP)
 
-test: venv
+# anvil (the local chain) and solc come from the npm registry, pinned by package-lock.json.
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+test: venv node
 	$(PY) -m pytest -q
 
 lint: venv
