@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv node test lint clean
+.PHONY: venv node test lint clean demo
 
 venv: $(STAMP)
 
@@ -32,3 +32,7 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis
+
+# The whole pipeline on this machine: anvil -> monitor -> Kinesis -> consumer -> DynamoDB (moto).
+demo: venv node
+	$(PY) -m app demo

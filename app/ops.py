@@ -52,7 +52,12 @@ def points(args: argparse.Namespace) -> int:
     if row is None:
         return _fail(f"holder: {args.holder.lower()} has no points row", code=1)
     _print(
-        {"holder": args.holder.lower(), "at": at, "points": _decimal(row.points_at(at)), "tokensHeld": row.tokens_held}
+        {
+            "holder": args.holder.lower(),
+            "at": at,
+            "points": decimal_points(row.points_at(at)),
+            "tokensHeld": row.tokens_held,
+        }
     )
     return 0
 
@@ -79,7 +84,7 @@ def leaderboard(args: argparse.Namespace) -> int:
     board = store.leaderboard(at=at, limit=args.limit)
     _print(
         [
-            {"rank": i, "holder": h, "points": _decimal(p), "tokensHeld": row.tokens_held}
+            {"rank": i, "holder": h, "points": decimal_points(p), "tokensHeld": row.tokens_held}
             for i, (h, p, row) in enumerate(board, 1)
         ]
     )
@@ -94,7 +99,7 @@ def _store(args: argparse.Namespace) -> Store | None:
     return Store(args.tokens_table, args.points_table)
 
 
-def _decimal(value: Fraction) -> str:
+def decimal_points(value: Fraction) -> str:
     """Six decimal places, rounded down: what a holder has surely earned."""
     micro = value.numerator * 1_000_000 // value.denominator
     sign = "-" if micro < 0 else ""
