@@ -1,0 +1,49 @@
+"""Tags: every taggable resource says which environment and service it belongs to."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+
+from .props import get, is_unknown, schema, settings
+
+TAGGABLE_TYPES = frozenset(
+    line
+    for line in (Path(__file__).with_name("taggable_types.txt").read_text(encoding="utf-8").splitlines())
+    if line and not line.startswith("#")
+)
+
+TAGS_CONFIG = schema(
+    tags={
+        "type": "object",
+        "description": "Required tag keys; a string value must match exactly, null accepts any value.",
+        "additionalProperties": {"type": ["string", "null"]},
+        "default": {"Environment": None, "Service": None},
+    },
+)
+
+
+def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in TAGGABLE_TYPES:
+        return
+    required = settings(args, TAGS_CONFIG)["tags"]
+    tags = get(args.props, "tags", default={})
+    if is_unknown(tags) or not isinstance(tags, Mapping):
+        return
+    missing = [key for key in required if key not in tags]
+    if missing:
+        report(f"tags lack {', '.join(missing)}; tag every resource with {', '.join(required)}")
+    for key, expected in required.items():
+        actual = get(tags, key)
+        if expected is not None and actual is not None and not is_unknown(actual) and actual != expected:
+            report(f'tag {key} is "{actual}"; this stack requires "{expected}"')
+
+
+required_tags = ResourceValidationPolicy(
+    name="required-tags",
+    description="Every taggable resource carries the Environment and Service tags with the stack's values.",
+    validate=_required_tags,
+    config_schema=TAGS_CONFIG,
+)
+
+POLICIES = [required_tags]
