@@ -30,7 +30,8 @@ def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> Non
     tags = get(args.props, "tags", default={})
     if is_unknown(tags) or not isinstance(tags, Mapping):
         return
-    missing = [key for key in required if key not in tags]
+    present = set(tags)  # iterating keys never touches a value, which may be unknown
+    missing = [key for key in required if key not in present]
     if missing:
         report(f"tags lack {', '.join(missing)}; tag every resource with {', '.join(required)}")
     for key, expected in required.items():
