@@ -32,6 +32,7 @@ import jsonschema
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
+from pulumi_policy.deserialize import serialize_properties
 
 ROOT = Path(__file__).resolve().parent.parent
 PACK_DIR = ROOT / "policy"
@@ -399,8 +400,9 @@ def default_python(pack_dir: Path) -> str:
 
 
 def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:
+    """Inputs on the wire: assets, archives and secrets in the engine's signature-keyed form."""
     struct = struct_pb2.Struct()
-    struct.update(dict(values or {}))
+    struct.update(dict(serialize_properties(dict(values or {}))))
     return struct
 
 

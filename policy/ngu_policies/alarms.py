@@ -176,41 +176,58 @@ def _error_rate_percent(alarm: AlarmView) -> float:
     return alarm.threshold if "100" in str(alarm.expression) else alarm.threshold * 100
 
 
+def _limit(kind: str, limits: Mapping[str, Any], target: PolicyResource) -> tuple[Any, str, str]:
+    """(the most lenient threshold this stack accepts, its unit, why) for one watched resource."""
+    if kind == "iterator-age":
+        seconds = limits["maxIteratorAgeSeconds"]
+        return seconds * 1000, "ms", f"{fmt(seconds)} s"
+    if kind == "duration":
+        timeout = timeout_seconds(target.props)
+        if timeout is UNKNOWN:
+            return UNKNOWN, "ms", ""
+        ratio = limits["maxDurationTimeoutRatio"]
+        return ratio * timeout * 1000, "ms", f"{fmt(ratio * 100)} % of the {fmt(timeout)} s timeout"
+    return limits["maxErrorRatePercent"], "%", "errors per invocation"
+
+
+def _threshold_in_limit_units(requirement: Requirement, alarm: AlarmView) -> Any:
+    if alarm.threshold in (None, UNKNOWN) or not alarm.bounds_from_above:
+        return None
+    if requirement.metric_math:
+        return None if is_unknown(alarm.expression) else _error_rate_percent(alarm)
+    # A plain metric compares in the metric's own unit; metric math could be anything.
+    return alarm.threshold if alarm.expression is None else None
+
+
+BOUNDED_KINDS = ("iterator-age", "duration", "error-rate")
+
+
 def _thresholds(args: StackValidationArgs, report: ReportViolation) -> None:
+    """The tightest alarm of each bounded kind on each resource fires within the stack's limit.
+
+    Only the tightest counts: a looser alarm beside it (a rollback trigger at 10 % errors next to the
+    page at 5 %) adds a signal and takes none away.
+    """
     limits = settings(args, THRESHOLD_CONFIG)
-    functions = of_type(args.resources, FUNCTION)
-    for alarm in (read_alarm(r.props, r) for r in of_type(args.resources, METRIC_ALARM)):
-        if alarm.threshold in (None, UNKNOWN) or not alarm.bounds_from_above:
-            continue
-        where = alarm.resource.urn
-        if alarm.expression is None and alarm.reads("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds"):
-            limit_ms = limits["maxIteratorAgeSeconds"] * 1000
-            if alarm.threshold > limit_ms:
+    alarms = [read_alarm(r.props, r) for r in of_type(args.resources, METRIC_ALARM)]
+    for requirement in (r for r in REQUIRED_ALARMS if r.kind in BOUNDED_KINDS):
+        for target in of_type(args.resources, requirement.target_type):
+            bounded = [
+                (value, alarm)
+                for alarm in alarms
+                if requirement.satisfied_by(alarm, target)
+                and (value := _threshold_in_limit_units(requirement, alarm)) is not None
+            ]
+            limit, unit, why = _limit(requirement.kind, limits, target)
+            if not bounded or limit is UNKNOWN:
+                continue
+            value, tightest = min(bounded, key=lambda pair: pair[0])
+            if value > limit:
+                noun = _TARGET_NOUN[requirement.target_type]
                 report(
-                    f"alarm {alarm.label} fires at iterator age {fmt(alarm.threshold)} ms; this stack allows at most "
-                    f"{fmt(limit_ms)} ms ({fmt(limits['maxIteratorAgeSeconds'])} s)",
-                    where,
-                )
-        for metric in [] if alarm.expression is not None else alarm.reads("AWS/Lambda", "Duration"):
-            for function in functions:
-                timeout = timeout_seconds(function.props)
-                if timeout is UNKNOWN or not watches(alarm, metric, "FunctionName", function):
-                    continue
-                limit_ms = limits["maxDurationTimeoutRatio"] * timeout * 1000
-                if alarm.threshold > limit_ms:
-                    report(
-                        f"alarm {alarm.label} fires at duration {fmt(alarm.threshold)} ms; with the function's "
-                        f"{fmt(timeout)} s timeout this stack allows at most {fmt(limit_ms)} ms "
-                        f"({fmt(limits['maxDurationTimeoutRatio'] * 100)} %)",
-                        where,
-                    )
-        if alarm.expression is not None and not is_unknown(alarm.expression) and alarm.reads("AWS/Lambda", "Errors"):
-            percent = _error_rate_percent(alarm)
-            if percent > limits["maxErrorRatePercent"]:
-                report(
-                    f"alarm {alarm.label} fires at an error rate of {fmt(percent)} %; this stack allows at most "
-                    f"{fmt(limits['maxErrorRatePercent'])} %",
-                    where,
+                    f"the tightest {requirement.kind} alarm on {noun} {_target_label(target)}, {tightest.label}, "
+                    f"fires at {fmt(value)} {unit}; this stack allows at most {fmt(limit)} {unit} ({why})",
+                    tightest.resource.urn,
                 )
 
 
@@ -240,18 +257,27 @@ HEARTBEAT_CONFIG = schema(
 )
 
 
-def _heartbeat_missing_data(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != METRIC_ALARM:
-        return
-    heartbeats = settings(args, HEARTBEAT_CONFIG)["heartbeatMetrics"]
-    alarm = read_alarm(args.props)
-    if not any(alarm.reads(h["namespace"], h["metricName"]) for h in heartbeats):
-        return
-    treat = get(args.props, "treatMissingData", default="missing")
-    if not is_unknown(treat) and treat != "breaching":
+def _heartbeat(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Each heartbeat metric has an alarm that fires when the metric stops arriving.
+
+    Other alarms may read the same metric for other reasons (a disconnect alarm that ignores gaps);
+    what matters is that one of them treats missing data as breaching.
+    """
+    alarms = [read_alarm(r.props, r) for r in of_type(args.resources, METRIC_ALARM)]
+    for heartbeat in settings(args, HEARTBEAT_CONFIG)["heartbeatMetrics"]:
+        metric = f"{heartbeat['namespace']} {heartbeat['metricName']}"
+        watching = [a for a in alarms if a.reads(heartbeat["namespace"], heartbeat["metricName"])]
+        treats = [get(a.resource.props, "treatMissingData", default="missing") for a in watching]
+        if any(is_unknown(t) or t == "breaching" for t in treats):
+            continue
+        if not watching:
+            report(f"no alarm watches the heartbeat {metric}; a dead sender would go unnoticed")
+            continue
+        names = ", ".join(f"{a.label} ({t})" for a, t in zip(watching, treats, strict=True))
         report(
-            f'treatMissingData is "{treat}" on a heartbeat metric; set it to "breaching": '
-            "a dead sender publishes nothing, and only missing data can tell"
+            f'no alarm on the heartbeat {metric} sets treatMissingData to "breaching" ({names}): '
+            "a dead sender publishes nothing, and only missing data can tell",
+            watching[0].resource.urn,
         )
 
 
@@ -277,10 +303,10 @@ alarm_actions = ResourceValidationPolicy(
     validate=_has_action,
 )
 
-heartbeat_alarms = ResourceValidationPolicy(
+heartbeat_alarms = StackValidationPolicy(
     name="heartbeat-alarm-breaches-on-missing-data",
-    description="Heartbeat alarms treat missing data as breaching.",
-    validate=_heartbeat_missing_data,
+    description="Every heartbeat metric has an alarm that treats missing data as breaching.",
+    validate=_heartbeat,
     config_schema=HEARTBEAT_CONFIG,
 )
 

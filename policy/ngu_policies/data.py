@@ -54,12 +54,11 @@ def _bucket_name(bucket: PolicyResource):
 
 
 def _configures(setting: PolicyResource, bucket: PolicyResource) -> bool:
-    """Whether a bucket-level setting resource applies to `bucket` (by name, or by taking the bucket's output)."""
+    """Whether a bucket-level setting applies to `bucket`: by name, or by taking the bucket's id (an
+    output: unknown during preview, and under mocks not equal to the name)."""
     target = get(setting.props, "bucket")
     name = _bucket_name(bucket)
-    if isinstance(target, str) and not is_unknown(target) and isinstance(name, str):
-        return target == name
-    return depends_on(setting, bucket)
+    return (isinstance(name, str) and target == name) or depends_on(setting, bucket)
 
 
 def _bucket_label(bucket: PolicyResource) -> str:

@@ -43,9 +43,18 @@ def _no_public_ip(args: ResourceValidationArgs, report: ReportViolation) -> None
             )
     elif args.resource_type == LAUNCH_TEMPLATE:
         interfaces = elements(get(props, "networkInterfaces"))
-        for i, interface in enumerate([] if interfaces is UNKNOWN else interfaces):
-            if str(get(interface, "associatePublicIpAddress")).lower() == "true":
+        if interfaces is UNKNOWN:
+            return
+        # The provider takes this flag as a string: "true", "false" or unset (the subnet decides).
+        flags = [str(get(interface, "associatePublicIpAddress")).lower() for interface in interfaces]
+        for i, flag in enumerate(flags):
+            if flag == "true":
                 report(f"networkInterfaces[{i}].associatePublicIpAddress is true; the host needs no public address")
+        if "true" not in flags and "false" not in flags and not any(is_unknown(f) for f in flags):
+            report(
+                "no network interface sets associatePublicIpAddress to false: "
+                "in a subnet that maps public IPs on launch every host gets one"
+            )
     elif args.resource_type == EIP:
         report("an Elastic IP is a public address; hosts of this stack have none")
     elif args.resource_type == SUBNET and get(props, "mapPublicIpOnLaunch") is True:

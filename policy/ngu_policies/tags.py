@@ -5,13 +5,16 @@ from pathlib import Path
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from .props import get, is_unknown, schema, settings
+from .props import UNKNOWN, elements, get, is_unknown, schema, settings
 
 TAGGABLE_TYPES = frozenset(
     line
     for line in (Path(__file__).with_name("taggable_types.txt").read_text(encoding="utf-8").splitlines())
     if line and not line.startswith("#")
 )
+
+# Types whose `tags` is a list of {key, value, propagateAtLaunch} blocks rather than a map.
+TAG_BLOCK_TYPES = frozenset({"aws:autoscaling/group:Group"})
 
 TAGS_CONFIG = schema(
     tags={
@@ -24,10 +27,12 @@ TAGS_CONFIG = schema(
 
 
 def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type not in TAGGABLE_TYPES:
+    if args.resource_type not in TAGGABLE_TYPES | TAG_BLOCK_TYPES:
         return
     required = settings(args, TAGS_CONFIG)["tags"]
     tags = get(args.props, "tags", default={})
+    if args.resource_type in TAG_BLOCK_TYPES:
+        tags = _from_blocks(tags)
     if is_unknown(tags) or not isinstance(tags, Mapping):
         return
     present = set(tags)  # iterating keys never touches a value, which may be unknown
@@ -38,6 +43,13 @@ def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> Non
         actual = get(tags, key)
         if expected is not None and actual is not None and not is_unknown(actual) and actual != expected:
             report(f'tag {key} is "{actual}"; this stack requires "{expected}"')
+
+
+def _from_blocks(blocks) -> Mapping | object:
+    items = elements(blocks)
+    if items is UNKNOWN:
+        return UNKNOWN
+    return {get(b, "key"): get(b, "value") for b in items if isinstance(get(b, "key"), str)}
 
 
 required_tags = ResourceValidationPolicy(

@@ -32,7 +32,7 @@ STAGES = {
     "staging": {
         "iterator_age_page_ms": 7_200_000,
         "error_rate_percent": 10,
-        "log_retention_days": 14,
+        "log_retention_days": 7,
         "reserved_concurrency": 10,
         "max_retries": 3,
     },

@@ -66,26 +66,33 @@ def test_compliant_stack_has_no_violation(packs, stack):
     assert report.violations == []
 
 
-PROD_LIMITS = json.loads((CONFIG / "prod.json").read_text())["alarm-thresholds"]
-BREAKAGES = breakages(PROD_LIMITS["maxIteratorAgeSeconds"])
+PROD_CONFIG = json.loads((CONFIG / "prod.json").read_text())
+BREAKAGES = breakages(
+    PROD_CONFIG["alarm-thresholds"]["maxIteratorAgeSeconds"],
+    PROD_CONFIG["event-source-mapping-record-age"]["minRetentionMarginSeconds"],
+)
 
 
-def assert_exactly(report, breakage, urn):
-    [violation] = report.violations
-    assert (violation.policy, violation.level, violation.urn) == (breakage.policy, "mandatory", urn)
+def assert_exactly(report, breakage, urn, resources):
+    """The breakage's own violation, plus only what the program's values make it cause (none here)."""
+    expected = {(breakage.policy, urn)} | breakage.consequences(resources)
+    assert {(v.policy, v.urn) for v in report.violations} == expected
+    assert len(report.violations) == len(expected)
+    assert all(v.level == "mandatory" for v in report.violations)
+    [violation] = [v for v in report.violations if v.policy == breakage.policy]
     assert breakage.fragment in violation.message
 
 
 @pytest.mark.parametrize("case", list(BREAKAGES))
 def test_breakage_yields_exactly_the_matching_violation(packs, case):
     resources, urn = BREAKAGES[case].apply(synthetic.build("prod"))
-    assert_exactly(run(packs, resources), BREAKAGES[case], urn)
+    assert BREAKAGES[case].consequences(resources) == set()
+    assert_exactly(run(packs, resources), BREAKAGES[case], urn, resources)
 
 
 def test_pack_started_as_prod_rejects_staging_thresholds(packs):
     report = run(packs, synthetic.build("staging"), stack="prod")
     rejected = {(v.policy, v.urn.rsplit("::", 1)[1]) for v in report.mandatory}
-    assert ("alarm-thresholds", "alarms-iterator-age") in rejected
     assert ("alarm-thresholds", "alarms-error-rate") in rejected
     assert ("lambda-log-group-retention", "consumer-logs") in rejected
 

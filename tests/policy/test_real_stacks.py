@@ -37,7 +37,7 @@ def test_program_has_no_mandatory_violation(packs, recorded, stack):  # noqa: F8
 @pytest.mark.parametrize("case", list(BREAKAGES))
 def test_breakage_of_the_prod_program_yields_exactly_the_matching_violation(packs, recorded, case):  # noqa: F811
     resources, urn = BREAKAGES[case].apply(recorded("prod"))
-    assert_exactly(run(packs, resources), BREAKAGES[case], urn)
+    assert_exactly(run(packs, resources), BREAKAGES[case], urn, resources)
 
 
 def test_pack_started_as_prod_rejects_the_staging_program(packs, recorded):  # noqa: F811

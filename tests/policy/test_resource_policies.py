@@ -304,6 +304,15 @@ def test_egress_rule_to_anywhere_is_fine():
     assert resource_messages(ec2.ec2_no_open_ingress, "aws:ec2/securityGroupRule:SecurityGroupRule", rule) == []
 
 
+def test_autoscaling_group_tag_blocks_are_read_as_tags():
+    group = "aws:autoscaling/group:Group"
+    blocks = [{"key": "Environment", "value": "prod", "propagateAtLaunch": True}]
+    [message] = resource_messages(tags.required_tags, group, {"tags": blocks}, policy_config("prod", "required-tags"))
+    assert "tags lack Service" in message
+    blocks.append({"key": "Service", "value": "ngu-points-event-processor", "propagateAtLaunch": True})
+    assert resource_messages(tags.required_tags, group, {"tags": blocks}, policy_config("prod", "required-tags")) == []
+
+
 def test_untaggable_types_need_no_tags():
     assert resource_messages(tags.required_tags, "aws:iam/rolePolicy:RolePolicy", {"policy": "{}"}) == []
     assert resource_messages(tags.required_tags, "ngu:pipeline:EventStream", {}) == []

@@ -30,7 +30,7 @@ def test_function_without_a_log_group_is_reported_at_the_function():
 @pytest.mark.parametrize(
     ("retention", "expected"),
     [
-        (14, "keeps logs 14 days; this stack requires at least 30"),
+        (7, "keeps logs 7 days; this stack requires at least 14"),
         (None, "sets no retentionInDays, so logs never expire"),
     ],
 )
@@ -140,32 +140,44 @@ def test_dropped_events_alarm_needs_the_mapping_dependency_when_the_uuid_is_unkn
 # --- alarm thresholds ---
 
 
+def loosened(resources, names, threshold):
+    for name in names:
+        resources = mutate(resources, name, lambda i: i.update(threshold=threshold))
+    return resources
+
+
 @pytest.mark.parametrize(
-    ("alarm", "change", "expected"),
+    ("alarms_", "threshold", "expected"),
     [
         (
-            "alarms-iterator-age",
-            {"threshold": 7_200_000},
-            "fires at iterator age 7200000 ms; this stack allows at most 3600000 ms",
+            ("alarms-iterator-age", "alarms-iterator-age-early"),
+            7_200_000,
+            "the tightest iterator-age alarm on stream ngu-points-core-v5-events-prod-v5, ngu-points-prod-iterator-age, "
+            "fires at 7200000 ms; this stack allows at most 3600000 ms (3600 s)",
         ),
         (
-            "alarms-duration",
-            {"threshold": 50_000},
-            "fires at duration 50000 ms; with the function's 60 s timeout this stack allows at most 48000 ms (80 %)",
+            ("alarms-duration", "alarms-duration-half"),
+            50_000,
+            "fires at 50000 ms; this stack allows at most 48000 ms (80 % of the 60 s timeout)",
         ),
-        ("alarms-error-rate", {"threshold": 6}, "fires at an error rate of 6 %; this stack allows at most 5 %"),
+        (("alarms-error-rate",), 6, "fires at 6 %; this stack allows at most 5 % (errors per invocation)"),
     ],
 )
-def test_threshold_over_the_stack_limit(alarm, change, expected):
-    [(where, message)] = only(alarms.alarm_thresholds, mutate(prod(), alarm, lambda i: i.update(change)))
-    assert where == alarm
+def test_tightest_threshold_over_the_stack_limit(alarms_, threshold, expected):
+    [(where, message)] = only(alarms.alarm_thresholds, loosened(prod(), alarms_, threshold))
+    assert where == alarms_[0]
     assert expected in message
 
 
+def test_a_looser_alarm_beside_a_tight_one_is_fine():
+    resources = loosened(prod(), ["alarms-iterator-age"], 7_200_000)  # the early warning still fires at 15 min
+    assert only(alarms.alarm_thresholds, resources) == []
+
+
 def test_duration_limit_follows_the_function_timeout():
-    resources = mutate(prod(), "consumer-function", lambda i: i.update(timeout=40))
+    resources = mutate(prod(), "consumer-function", lambda i: i.update(timeout=35))
     [(where, message)] = only(alarms.alarm_thresholds, resources)
-    assert where == "alarms-duration" and "at most 32000 ms" in message
+    assert where == "alarms-duration-half" and "at most 28000 ms (80 % of the 35 s timeout)" in message
 
 
 def test_error_rate_as_a_fraction_is_read_as_a_fraction():
@@ -174,14 +186,14 @@ def test_error_rate_as_a_fraction_is_read_as_a_fraction():
         inputs["threshold"] = 0.06
 
     [(_, message)] = only(alarms.alarm_thresholds, mutate(prod(), "alarms-error-rate", as_fraction))
-    assert "error rate of 6 %" in message
+    assert "fires at 6 %" in message
 
 
 def test_staging_limits_accept_what_prod_limits_reject():
     staging = list(stack("staging"))
     assert only(alarms.alarm_thresholds, staging, "staging") == []
     rejected = {where for where, _ in only(alarms.alarm_thresholds, staging, "prod")}
-    assert rejected == {"alarms-iterator-age", "alarms-error-rate"}
+    assert rejected == {"alarms-error-rate"}
 
 
 def test_threshold_unknown_at_preview_is_skipped():
@@ -212,28 +224,45 @@ def test_alarm_action_unknown_at_preview_counts_as_an_action():
 
 
 @pytest.mark.parametrize("treat", [None, "missing", "notBreaching"])
-def test_heartbeat_alarm_must_breach_on_missing_data(treat):
-    inputs = {"namespace": "NGUPoints/EventMonitor", "metricName": "WebSocketConnected", "alarmActions": ["a"]}
-    if treat:
-        inputs["treatMissingData"] = treat
-    [message] = resource_messages(alarms.heartbeat_alarms, ALARM, inputs)
-    assert f'treatMissingData is "{treat or "missing"}" on a heartbeat metric' in message
+def test_heartbeat_without_an_alarm_breaching_on_missing_data(treat):
+    def change(inputs):
+        inputs.pop("treatMissingData")
+        if treat:
+            inputs["treatMissingData"] = treat
+
+    [(where, message)] = only(alarms.heartbeat_alarms, mutate(prod(), "alarms-monitor-heartbeat", change))
+    assert where == "alarms-monitor-heartbeat"
+    assert "no alarm on the heartbeat NGUPoints/EventMonitor WebSocketConnected" in message
+    assert f"ngu-points-prod-monitor-heartbeat ({treat or 'missing'})" in message
+
+
+def test_heartbeat_without_any_alarm():
+    [(where, message)] = only(alarms.heartbeat_alarms, without(prod(), "alarms-monitor-heartbeat"))
+    assert where == "(stack)"
+    assert "no alarm watches the heartbeat NGUPoints/EventMonitor WebSocketConnected" in message
+
+
+def test_other_alarms_on_the_heartbeat_metric_may_ignore_missing_data():
+    resources = prod()
+    disconnect = next(r for r in resources if r.name == "alarms-monitor-heartbeat")
+    extra = type(disconnect)(
+        **{**disconnect.__dict__, "name": "alarms-disconnected", "urn": disconnect.urn + "-disconnected",
+           "inputs": {**disconnect.inputs, "treatMissingData": "notBreaching"}}
+    )  # fmt: skip
+    assert only(alarms.heartbeat_alarms, [*resources, extra]) == []
 
 
 def test_heartbeat_inside_metric_math_is_recognised():
-    inputs = {
-        "metricQueries": [
+    def as_math(inputs):
+        for key in ("namespace", "metricName", "dimensions", "statistic", "period"):
+            inputs.pop(key)
+        inputs["metricQueries"] = [
             {"id": "up", "metric": {"namespace": "NGUPoints/EventMonitor", "metricName": "WebSocketConnected"}},
             {"id": "e", "expression": "FILL(up, 0)", "returnData": True},
-        ],
-        "treatMissingData": "ignore",
-    }
-    assert len(resource_messages(alarms.heartbeat_alarms, ALARM, inputs)) == 1
+        ]
+        inputs["treatMissingData"] = "ignore"
 
-
-def test_non_heartbeat_alarm_may_ignore_missing_data():
-    inputs = {"namespace": "AWS/Lambda", "metricName": "Errors", "treatMissingData": "notBreaching"}
-    assert resource_messages(alarms.heartbeat_alarms, ALARM, inputs) == []
+    assert len(only(alarms.heartbeat_alarms, mutate(prod(), "alarms-monitor-heartbeat", as_math))) == 1
 
 
 # --- S3 ---
