@@ -5,6 +5,7 @@ import ast
 from pathlib import Path
 
 import yaml
+from ngu_policies import POLICIES
 
 from tools import taggable_types
 
@@ -62,3 +63,8 @@ def test_taggable_types_match_the_pinned_provider():
     assert taggable_types.main(["--check"]) == 0
     listed = taggable_types.TYPES_FILE.read_text().splitlines()
     assert "aws:kinesis/stream:Stream" in listed and "aws:iam/rolePolicy:RolePolicy" not in listed
+
+
+def test_readme_lists_every_policy():
+    readme = (PACK / "README.md").read_text()
+    assert [p.name for p in POLICIES if f"`{p.name}`" not in readme] == []
