@@ -127,7 +127,10 @@ def record(stack: str) -> list[Any]:
         raise PolicyCheckError(
             "tools/record_stack.py is missing, so the stack program cannot be recorded; pass --resources FILE"
         ) from error
-    return list(record_stack(stack).resources)
+    try:
+        return list(record_stack(stack).resources)
+    except Exception as error:  # the program's own error, reported as one line naming the stack
+        raise PolicyCheckError(f"--stack {stack}: the program failed under mocks: {error}") from error
 
 
 def load_policy_config(path: Path) -> dict[str, dict[str, Any]]:

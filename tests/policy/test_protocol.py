@@ -7,6 +7,8 @@ before every run. Synthetic stacks stand in for the recorded programs (see test_
 import dataclasses
 import json
 import os
+import sys
+import types
 from pathlib import Path
 
 import psutil
@@ -185,3 +187,26 @@ def test_pack_that_cannot_start_is_reported_and_leaves_nothing(tmp_path):
         pass
     children_after = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
     assert children_after <= children_before
+
+
+def _record_stack_module(monkeypatch, module):
+    monkeypatch.setitem(sys.modules, "tools.record_stack", module)
+
+
+def test_cli_without_the_recorder_says_so(monkeypatch, capsys):
+    _record_stack_module(monkeypatch, None)  # as if tools/record_stack.py were absent
+    assert policy_check.main(["--stack", "prod"]) == 2
+    assert "tools/record_stack.py is missing" in capsys.readouterr().err
+
+
+def test_cli_reports_a_failing_program_in_one_line(monkeypatch, capsys):
+    def record_stack(stack, config=None):
+        raise ValueError("ngu-points-event-processor:consumer.timeoutSeconds must be positive")
+
+    _record_stack_module(monkeypatch, types.SimpleNamespace(record_stack=record_stack))
+    assert policy_check.main(["--stack", "prod"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "policy_check: --stack prod: the program failed under mocks: "
+        "ngu-points-event-processor:consumer.timeoutSeconds must be positive"
+    )
