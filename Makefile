@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_VERSION := 26.3
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
-.PHONY: venv test lint clean policy policy-venv
+.PHONY: venv node test lint clean demo policy policy-venv
 
 venv: $(STAMP)
 
@@ -15,7 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --group dev
 	touch $(STAMP)
 
-test: venv
+# anvil (the local chain) and solc come from the npm registry, pinned by package-lock.json.
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+test: venv node
 	$(PY) -m pytest -q
 
 lint: venv
@@ -24,6 +32,10 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis policy/venv
+
+# The whole pipeline on this machine: anvil -> monitor -> Kinesis -> consumer -> DynamoDB (moto).
+demo: venv node
+	$(PY) -m app demo
 
 # The policy pack runs in its own virtualenv (policy/PulumiPolicy.yaml), created as the CLI creates it.
 POLICY_VENV := policy/venv

@@ -102,11 +102,11 @@ class Consumer:
 
     def _handle(self, record: dict[str, Any], item: ChainEvent | Poison, states: dict[str, Any]) -> tuple[str, ...]:
         """Apply one record; returns the counters it increments."""
+        logger.set_correlation_id(item.id if isinstance(item, ChainEvent) else record.get("eventID"))
         if isinstance(item, Poison):
             self._quarantine(record, str(item))
             return ("PoisonRecords",)
         event = item
-        logger.set_correlation_id(event.id)
         weight = self.settings.rates.weight(event.rate_key)
         if weight is None:
             self._quarantine(record, f"no points rate for contract {event.rate_key} and no default")

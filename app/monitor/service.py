@@ -1,0 +1,253 @@
+"""The monitor service: wires head tracking, range reading, the sink and the checkpoint together.
+
+The reader loop is the only writer of the cursor (the last block read). It reads confirmed ranges
+`(cursor, head - confirmations]`, checks that each chains to the hash of the block before it, and
+hands the events to the sink, which holds it back when full. The checkpoint follows acknowledgements
+(Progress) and is saved every `checkpoint_interval_seconds` and at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.events import ChainEvent
+from app.monitor.backoff import Backoff
+from app.monitor.checkpoint import Checkpoint, CheckpointStore, Progress, Reorg, Ticket
+from app.monitor.config import ConfigError, Settings, redact
+from app.monitor.heads import HeadWatcher
+from app.monitor.ranges import ChainMoved, MissingBlock, Range, RangeReader
+from app.monitor.rpc import JsonRpc, RpcError, RpcUnavailable
+from app.monitor.telemetry import Telemetry, logger
+
+READ_ERRORS = (RpcUnavailable, RpcError, ChainMoved, MissingBlock, KeyError, ValueError, TypeError)
+
+
+class Sink(Protocol):
+    async def submit(self, event: ChainEvent, ticket: Ticket) -> None: ...
+    async def drain(self) -> None: ...
+    async def run(self) -> None: ...
+
+
+class StartupError(Exception):
+    """The monitor cannot start (e.g. the node is unreachable); one line, exit status 1."""
+
+
+@dataclass
+class Cursor:
+    block: int
+    hash: str | None
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rpc: JsonRpc,
+        sink: Sink,
+        store: CheckpointStore,
+        telemetry: Telemetry,
+        until_block: int | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    ) -> None:
+        config = settings.config
+        self.settings = settings
+        self.config = config
+        self.rpc = rpc
+        self.sink = sink
+        self.store = store
+        self.telemetry = telemetry
+        self.until_block = until_block
+        self.on_checkpoint = on_checkpoint
+        self.reader = RangeReader(
+            rpc,
+            chain_id=config.chain_id,
+            contracts=config.contracts,
+            max_span=config.max_range_blocks,
+            target_logs=config.target_logs_per_range,
+        )
+        self.heads = HeadWatcher(settings.websocket_url) if settings.websocket_url else None
+        self.stopping = asyncio.Event()
+        self.head: int | None = None
+        self.progress: Progress | None = None
+        self._saved: Checkpoint | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def start_checks(self) -> None:
+        """Fail fast with one line when the node is unreachable or is another chain."""
+        try:
+            chain_id = int(await asyncio.wait_for(self.rpc.call("eth_chainId"), 10), 16)
+        except (RpcUnavailable, RpcError, TimeoutError) as error:
+            reason = type(error).__name__ if isinstance(error, TimeoutError) else str(error)
+            raise StartupError(
+                f"rpc_url: node unreachable at {redact(self.settings.http_rpc_url)} ({reason})"
+            ) from None
+        if chain_id != self.config.chain_id:
+            raise ConfigError(f"chain_id: the config says {self.config.chain_id}, the node serves chain {chain_id}")
+
+    async def run(self) -> None:
+        stored = await asyncio.to_thread(self.store.load)
+        first = min(c.start_block for c in self.config.contracts)
+        checkpoint = stored or Checkpoint(first - 1)
+        self.progress = Progress(checkpoint, self._advanced)
+        self._saved = checkpoint
+        logger.info(
+            "monitor starting",
+            extra={
+                "chain_id": self.config.chain_id,
+                "checkpoint": checkpoint.block,
+                "resumed": stored is not None,
+                "sink": self.config.sink,
+                "rpc": redact(self.settings.http_rpc_url),
+                "until_block": self.until_block,
+            },
+        )
+        self.telemetry.gauge("BlocksBehind", self._blocks_behind)
+        background = [
+            asyncio.create_task(self.sink.run(), name="sink"),
+            asyncio.create_task(self._save_loop(), name="checkpoint"),
+            asyncio.create_task(self.telemetry.run(self.config.metrics_interval_seconds), name="telemetry"),
+        ]
+        if self.heads:
+            self.telemetry.gauge("WebSocketConnected", lambda: 1 if self.heads.connected else 0)
+            background.append(asyncio.create_task(self.heads.run(), name="heads"))
+        try:
+            await self._read_loop(Cursor(checkpoint.block, checkpoint.hash))
+            logger.info("reader stopped; waiting for every record to be acknowledged")
+            await self.sink.drain()
+            await asyncio.to_thread(self._save)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.to_thread(self.telemetry.flush)
+        logger.info("monitor stopped", extra={"checkpoint": self.progress.checkpoint.block})
+
+    async def _read_loop(self, cursor: Cursor) -> None:
+        errors = 0
+        backoff = Backoff(base=0.2, cap=5.0)
+        waited = True  # read at once after starting
+        while not self.stopping.is_set():
+            if self.until_block is not None and cursor.block >= self.until_block:
+                return
+            try:
+                if not waited:
+                    await self._wait_for_head()
+                waited = False
+                self.head = await self.reader.head()
+                target = self.head - self.config.confirmations
+                if self.until_block is not None:
+                    target = min(target, self.until_block)
+                while cursor.block < target and not self.stopping.is_set():
+                    found = await self.reader.read(cursor.block + 1, target)
+                    if cursor.hash is not None and found.parent_hash != cursor.hash:
+                        cursor = await self._deep_reorg(cursor, found)
+                        continue
+                    await self._hand_over(found)
+                    cursor = Cursor(found.last, found.last_hash)
+                errors = 0
+            except READ_ERRORS as error:
+                errors += 1
+                self.telemetry.count("ProcessingErrors")
+                logger.warning("chain read failed; retrying", extra={"error": str(error), "attempt": errors})
+                await self._sleep(backoff.delay(errors))
+                waited = True
+
+    async def _hand_over(self, found: Range) -> None:
+        ticket = self.progress.open(found.first, found.last, found.last_hash, found.hashes)
+        self.telemetry.count("EventsIngested", len(found.events))
+        for event in found.events:
+            await self.sink.submit(event, ticket)
+        self.progress.seal(ticket)
+
+    async def _deep_reorg(self, cursor: Cursor, found: Range) -> Cursor:
+        """A range that does not chain to what was published: a reorg deeper than the confirmations.
+        Record the orphaned range, then go on from the newest block still canonical."""
+        await self.sink.drain()
+        recent = self.progress.checkpoint.recent
+        canonical = await self._canonical_hashes([number for number, _ in recent])
+        fork = next(((n, h) for n, h in reversed(recent) if canonical.get(n) == h), None)
+        # No hash kept is canonical any more: the fork is older than what is kept; go back that far.
+        first_orphaned = fork[0] + 1 if fork else (recent[0][0] if recent else cursor.block)
+        reorg = Reorg(self.config.chain_id, first_orphaned, cursor.block, cursor.hash, found.parent_hash)
+        self.telemetry.count("ReorgsDetected")
+        logger.error(
+            "deep reorg: published blocks were orphaned; recorded for reconciliation",
+            extra={
+                "orphaned_first_block": reorg.first_block,
+                "orphaned_last_block": reorg.last_block,
+                "published_hash": reorg.published_hash,
+                "canonical_hash": reorg.canonical_hash,
+                "record": reorg.item_id,
+            },
+        )
+        await asyncio.to_thread(self.store.record_reorg, reorg)
+        kept = tuple((n, h) for n, h in recent if fork and n <= fork[0])
+        resumed = Checkpoint(fork[0], fork[1], kept) if fork else Checkpoint(first_orphaned - 1)
+        self.progress.rewind(resumed)
+        await asyncio.to_thread(self._save)
+        return Cursor(resumed.block, resumed.hash)
+
+    async def _canonical_hashes(self, numbers: list[int]) -> dict[int, str]:
+        head = await self.reader.head()
+        present = [n for n in numbers if 0 <= n <= head]
+        try:
+            return {n: block.hash for n, block in (await self.reader.blocks(present)).items()}
+        except MissingBlock:
+            return {}
+
+    async def _wait_for_head(self) -> None:
+        timeout = self.config.poll_interval_seconds
+        if self.heads:
+            waiter = asyncio.create_task(self.heads.wait(timeout))
+            await self._until_stopped(waiter)
+        else:
+            await self._sleep(timeout)
+
+    async def _until_stopped(self, awaitable: Any) -> None:
+        """Await `awaitable` unless a stop request comes first."""
+        task = asyncio.ensure_future(awaitable)
+        stopper = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, stopper):
+            if not pending.done():
+                pending.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        await self._until_stopped(asyncio.sleep(seconds))
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval_seconds)
+            try:
+                await asyncio.to_thread(self._save)
+            except Exception as error:
+                self.telemetry.count("ProcessingErrors")
+                logger.warning("checkpoint not saved; retrying", extra={"error": repr(error)})
+
+    def _save(self) -> None:
+        checkpoint = self.progress.checkpoint
+        if checkpoint != self._saved:
+            self.store.save(checkpoint)
+            self._saved = checkpoint
+
+    def _advanced(self, checkpoint: Checkpoint) -> None:
+        if self.on_checkpoint:
+            self.on_checkpoint(checkpoint)
+
+    def _blocks_behind(self) -> int | None:
+        if self.head is None or self.progress is None:
+            return None
+        return max(0, self.head - self.progress.checkpoint.block)
+
+
+def install_signal_handlers(monitor: Monitor) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, monitor.stop)

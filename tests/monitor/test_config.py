@@ -1,0 +1,162 @@
+"""Bad configuration, an unreachable node, a missing SSM parameter: one line naming it, non-zero exit."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.monitor.config import ConfigError, load_config, redact, resolve
+from tests.monitor.harness import Aws, free_port, run_monitor, write_config
+
+ADDRESS = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+VALID = {
+    "stage": "staging",
+    "chain_id": 31337,
+    "rpc_url": "ws://127.0.0.1:8545",
+    "confirmations": 2,
+    "contracts": [{"address": ADDRESS, "start_block": 0}],
+    "stream_name": "ngu-points-core-v5-events-staging-v5",
+    "checkpoint_table": "ngu-points-core-v5-monitor-staging",
+}
+
+
+def with_(**changes):
+    config = dict(VALID)
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (with_(colour="blue"), "colour: unknown key"),
+        (with_(confirmations=None), "confirmations: missing"),
+        (with_(chain_id=None), "chain_id: missing"),
+        (with_(contracts=[{"address": "0x1234", "start_block": 0}]), "contracts[0].address: not a 0x-prefixed"),
+        (with_(contracts=[{"address": ADDRESS, "start": 0}]), "contracts[0].start: unknown key"),
+        (with_(contracts=[]), "contracts: "),
+        (with_(confirmations=-1), "confirmations: Input should be greater than or equal to 0"),
+        (with_(rpc_url="ftp://node"), "rpc_url: expected a ws://"),
+        (with_(rpc_url=None), "rpc_url: give exactly one of rpc_url and rpc_url_parameter"),
+        (with_(rpc_url_parameter="/x/RPC_URL"), "rpc_url: give exactly one of"),
+        (with_(checkpoint_file="/tmp/x.json"), "checkpoint_table: give exactly one of"),
+        (with_(sink="sqs"), "sink: Input should be 'kinesis' or 'dynamodb'"),
+        (with_(sink="dynamodb"), "tokens_table: missing (required by sink: dynamodb)"),
+        (
+            with_(sink="dynamodb", tokens_table="t", points_table="p", points_per_day={"31337:0x" + "1" * 40: 5}),
+            "points_per_day: no rate for contracts[0]",
+        ),
+        (with_(stage="Prod!"), "stage: String should match pattern"),
+    ],
+)
+def test_a_bad_value_is_named_in_one_line(tmp_path, document, message):
+    path = write_config(tmp_path / "monitor.yaml", **document)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = str(raised.value)
+    assert "\n" not in text
+    assert text.startswith(f"{path}: {message}"), text
+
+
+def test_the_valid_example_loads_and_lowercases_addresses(tmp_path):
+    path = write_config(
+        tmp_path / "monitor.yaml", **with_(contracts=[{"address": ADDRESS.upper().replace("0X", "0x")}])
+    )
+    config = load_config(path)
+    assert config.contracts[0].address == ADDRESS and config.contracts[0].start_block == 0
+    assert config.sink == "kinesis"
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "monitor.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+
+
+def test_redaction_hides_keys_in_path_query_and_user_info():
+    assert redact("wss://eth.example:443/v2/SECRETKEY") == "wss://eth.example:443/…"
+    assert redact("https://user:pw@node.example/?key=SECRET") == "https://node.example/…"
+    assert redact("ws://127.0.0.1:8545") == "ws://127.0.0.1:8545"
+
+
+@pytest.mark.integration
+def test_cli_exits_2_naming_the_key(tmp_path, moto):
+    path = write_config(tmp_path / "monitor.yaml", **with_(contracts=[{"address": "0xnope"}]))
+    result = run_monitor(path, moto)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "contracts[0].address" in result.stderr
+
+
+@pytest.mark.integration
+def test_unreachable_node_is_named_and_exits_non_zero(tmp_path, moto):
+    aws = Aws(moto).create()
+    port = free_port()
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        **with_(rpc_url=f"ws://127.0.0.1:{port}", stream_name=aws.stream, checkpoint_table=aws.monitor_table),
+    )
+    result = run_monitor(path, moto, "--until-block", "10", timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: rpc_url: node unreachable at http://127.0.0.1:{port}")
+
+
+@pytest.mark.integration
+def test_missing_ssm_parameter_is_named(tmp_path, moto):
+    aws = Aws(moto)
+    path = write_config(
+        tmp_path / "monitor.yaml",
+        **with_(rpc_url=None, rpc_url_parameter=f"/ngu-points-system-v2/{aws.stage}/RPC_URL"),
+    )
+    result = run_monitor(path, moto)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: rpc_url_parameter: SSM parameter /ngu-points-system-v2/{aws.stage}/RPC_URL not found"
+    )
+
+
+@pytest.mark.integration
+def test_missing_stream_name_parameter_is_named(tmp_path, moto):
+    aws = Aws(moto)
+    path = write_config(tmp_path / "monitor.yaml", **with_(stage=aws.stage, stream_name=None))
+    result = run_monitor(path, moto)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: stream_name: SSM parameter /ngu-points-system-v2/{aws.stage}/KINESIS_STREAM_NAME not found"
+    )
+
+
+@pytest.mark.integration
+def test_ssm_supplies_the_secret_rpc_url_and_the_stream_name(moto):
+    aws = Aws(moto)
+    secret = "wss://node.example/v2/TOPSECRETKEY"
+    aws.ssm.put_parameter(Name=f"/ngu-points-system-v2/{aws.stage}/RPC_URL", Value=secret, Type="SecureString")
+    aws.ssm.put_parameter(
+        Name=f"/ngu-points-system-v2/{aws.stage}/KINESIS_STREAM_NAME", Value=aws.stream, Type="String"
+    )
+    config = load_config_from(
+        with_(
+            stage=aws.stage,
+            rpc_url=None,
+            rpc_url_parameter=f"/ngu-points-system-v2/{aws.stage}/RPC_URL",
+            stream_name=None,
+        )
+    )
+    settings = resolve(config, aws.ssm)
+    assert settings.rpc_url == secret
+    assert settings.http_rpc_url == "https://node.example/v2/TOPSECRETKEY"
+    assert settings.websocket_url == secret
+    assert settings.stream_name == aws.stream
+    assert "TOPSECRETKEY" not in repr(config)
+
+
+def load_config_from(document):
+    from app.monitor.config import MonitorConfig
+
+    return MonitorConfig.model_validate(document)

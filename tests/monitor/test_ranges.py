@@ -1,0 +1,164 @@
+"""The range reader: hand decoding, span shrinking on provider limits and growing back, reorg
+evidence (hashes), and the checkpoint's rule of advancing only across completed ranges."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.monitor.checkpoint import Checkpoint, Progress
+from app.monitor.config import ContractConfig
+from app.monitor.decoding import TRANSFER_TOPIC, decode_transfers
+from app.monitor.ranges import ChainMoved, RangeReader, is_limit_error
+from app.monitor.rpc import RpcError
+
+CONTRACT = "0x" + "ab" * 20
+OTHER = "0x" + "ef" * 20
+
+
+def topic(address_or_int) -> str:
+    value = int(address_or_int, 16) if isinstance(address_or_int, str) else address_or_int
+    return "0x" + f"{value:064x}"
+
+
+def log(block: int, index: int, token: int, *, address=CONTRACT, erc20=False) -> dict:
+    topics = [TRANSFER_TOPIC, topic("0x" + "11" * 20), topic("0x" + "22" * 20)]
+    if not erc20:
+        topics.append(topic(token))
+    return {
+        "address": address,
+        "topics": topics,
+        "data": "0x" + f"{token:064x}" if erc20 else "0x",
+        "blockNumber": hex(block),
+        "blockHash": block_hash(block),
+        "transactionHash": "0x" + f"{block * 100 + index:064x}",
+        "transactionIndex": hex(0),
+        "logIndex": hex(index),
+        "removed": False,
+    }
+
+
+def block_hash(number: int) -> str:
+    return "0x" + f"{number + 0xABC:064x}"
+
+
+class FakeNode:
+    """eth_getLogs and eth_getBlockByNumber over a list of logs; refuses spans over `limit`."""
+
+    def __init__(self, logs, limit: int | None = None) -> None:
+        self.logs = logs
+        self.limit = limit
+        self.spans: list[int] = []
+        self.header_requests: list[int] = []
+
+    async def call(self, method, params=()):
+        assert method == "eth_getLogs"
+        first, last = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        self.spans.append(last - first + 1)
+        if self.limit and last - first + 1 > self.limit:
+            raise RpcError("eth_getLogs", -32602, f"query exceeds max block range {self.limit}")
+        return [entry for entry in self.logs if first <= int(entry["blockNumber"], 16) <= last]
+
+    async def batch(self, method, params_list):
+        assert method == "eth_getBlockByNumber"
+        self.header_requests += [int(p[0], 16) for p in params_list]
+        return [
+            {"hash": block_hash(n), "parentHash": block_hash(n - 1), "timestamp": hex(1000 + n)}
+            for n in (int(p[0], 16) for p in params_list)
+        ]
+
+
+def reader(node, **options) -> RangeReader:
+    settings = {"max_span": 1000, "target_logs": 100} | options
+    return RangeReader(node, chain_id=31337, contracts=[ContractConfig(address=CONTRACT)], **settings)
+
+
+def test_only_four_topic_transfers_of_watched_contracts_after_their_start_are_decoded():
+    logs = [log(5, 0, 1), log(5, 1, 2, erc20=True), log(6, 0, 3, address=OTHER), log(3, 0, 4)]
+    events = decode_transfers(logs, chain_id=31337, timestamps={5: 50, 6: 60, 3: 30}, start_blocks={CONTRACT: 4})
+    assert [(e.token_id, e.block_number, e.log_index, e.block_timestamp) for e in events] == [(1, 5, 0, 50)]
+    assert events[0].from_address == "0x" + "11" * 20 and events[0].to_address == "0x" + "22" * 20
+
+
+def test_the_span_shrinks_on_provider_limits_and_grows_back():
+    node = FakeNode([log(n, 0, n) for n in range(0, 400, 7)], limit=50)
+    read = reader(node, max_span=400, target_logs=100)
+
+    async def read_all():
+        found, cursor = [], -1
+        while cursor < 399:
+            chunk = await read.read(cursor + 1, 399)
+            found += chunk.events
+            cursor = chunk.last
+        return found
+
+    events = asyncio.run(read_all())
+    assert [e.token_id for e in events] == list(range(0, 400, 7)), "contiguous, nothing skipped"
+    assert read.shrinks > 0
+    assert max(s for s in node.spans if s <= 50) == 50
+    node.limit = None
+    chunk = asyncio.run(read.read(0, 399))
+    chunk = asyncio.run(read.read(chunk.last + 1, 399))
+    assert read.span > 50, "grows back once the provider stops refusing"
+
+
+def test_many_logs_shrink_the_span_and_each_block_header_is_fetched_once():
+    node = FakeNode([log(n, i, n * 10 + i) for n in range(10) for i in range(50)])
+    read = reader(node, max_span=10, target_logs=100)
+    chunk = asyncio.run(read.read(0, 9))
+    assert len(chunk.events) == 500 and read.span == 5
+    assert sorted(node.header_requests) == list(range(10))
+    assert chunk.parent_hash == block_hash(-1) and chunk.last_hash == block_hash(9)
+    assert (4, block_hash(4)) in chunk.hashes
+
+
+def test_a_log_whose_block_hash_is_not_the_headers_is_read_again():
+    stale = log(3, 0, 1)
+    stale["blockHash"] = "0x" + "99" * 32
+    with pytest.raises(ChainMoved):
+        asyncio.run(reader(FakeNode([stale])).read(0, 5))
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "limited"),
+    [
+        ("query returned more than 10000 results", -32005, True),
+        ("block range is too wide", -32602, True),
+        ("Log response size exceeded.", -32602, True),
+        ("execution reverted", 3, False),
+    ],
+)
+def test_provider_limit_errors_are_recognised(message, code, limited):
+    assert is_limit_error(RpcError("eth_getLogs", code, message)) is limited
+
+
+def test_the_checkpoint_moves_only_across_completed_ranges():
+    moved = []
+    progress = Progress(Checkpoint(9, "0xa"), moved.append)
+    first = progress.open(10, 19, "0x19")
+    second = progress.open(20, 29, "0x29")
+    for ticket in (first, second):
+        ticket.add()
+        ticket.add()
+    progress.seal(first)
+    progress.seal(second)
+    second.ack()
+    second.ack()
+    assert progress.checkpoint.block == 9, "the later range is done, the earlier is not"
+    first.ack()
+    assert progress.checkpoint.block == 9
+    first.ack()
+    assert progress.checkpoint.block == 29 and progress.checkpoint.hash == "0x29"
+    assert [c.block for c in moved] == [29]
+    with pytest.raises(ValueError, match="does not follow"):
+        progress.open(31, 40, "0x40")
+
+
+def test_an_unsealed_range_holds_the_checkpoint_even_with_nothing_outstanding():
+    progress = Progress(Checkpoint(-1))
+    ticket = progress.open(0, 5, "0x5")
+    progress.advance()
+    assert progress.checkpoint.block == -1
+    progress.seal(ticket)
+    assert progress.checkpoint.block == 5

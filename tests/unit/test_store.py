@@ -1,0 +1,136 @@
+import pytest
+
+from app.events import ZERO_ADDRESS
+from app.store import Outcome
+from tests.support.aws import moto_ledger
+from tests.support.chain import address, burn, mint, transfer
+
+A, B, C = address(0xA), address(0xB), address(0xC)
+W = 10
+
+
+@pytest.fixture
+def ledger():
+    with moto_ledger() as ledger:
+        yield ledger
+
+
+def test_mint_writes_the_token_and_the_holder_exactly_as_design_section_4(ledger):
+    event = mint(7, A, block=10, timestamp=1000, log_index=2)
+    result = ledger.store.apply(event, W)
+    assert result.outcome is Outcome.APPLIED
+    assert ledger.tokens() == {
+        event.token_key: {
+            "token": event.token_key,
+            "owner": A,
+            "acquiredAt": 1000,
+            "lastSeq": event.seq,
+            "lastEventId": event.id,
+            "weight": W,
+            "chainId": event.chain_id,
+            "contract": event.contract,
+            "tokenId": "7",
+        }
+    }
+    assert ledger.points() == {
+        A: {"holder": A, "weightedSeconds": 0, "weightedHeld": W, "weightedSinceSum": W * 1000, "tokensHeld": 1}
+    }
+
+
+def test_transfer_then_burn_closes_every_interval(ledger):
+    for event in (
+        mint(7, A, block=1, timestamp=1000),
+        transfer(7, A, B, block=2, timestamp=4000),
+        burn(7, B, block=3, timestamp=9000),
+    ):
+        assert ledger.store.apply(event, W).outcome is Outcome.APPLIED
+    points = ledger.points()
+    assert points[A] == {
+        "holder": A,
+        "weightedSeconds": 30000,
+        "weightedHeld": 0,
+        "weightedSinceSum": 0,
+        "tokensHeld": 0,
+    }
+    assert points[B] == {
+        "holder": B,
+        "weightedSeconds": 50000,
+        "weightedHeld": 0,
+        "weightedSinceSum": 0,
+        "tokensHeld": 0,
+    }
+    assert ZERO_ADDRESS not in points
+    (token,) = ledger.tokens().values()
+    assert token["owner"] == ZERO_ADDRESS and token["acquiredAt"] == 9000
+
+
+def test_duplicate_and_stale_events_change_nothing(ledger):
+    first = mint(7, A, block=1, timestamp=1000)
+    second = transfer(7, A, B, block=2, timestamp=2000)
+    ledger.store.apply(first, W)
+    ledger.store.apply(second, W)
+    before = (ledger.tokens(), ledger.points())
+    assert ledger.store.apply(second, W).outcome is Outcome.DUPLICATE
+    assert ledger.store.apply(first, W).outcome is Outcome.DUPLICATE  # stale: older seq
+    assert (ledger.tokens(), ledger.points()) == before
+
+
+def test_gap_settles_the_known_owner_and_moves_the_token_to_the_receiver(ledger):
+    ledger.store.apply(mint(7, A, block=1, timestamp=1000), W)
+    result = ledger.store.apply(transfer(7, B, C, block=2, timestamp=3000), W)
+    assert result.outcome is Outcome.APPLIED and result.gap
+    points = ledger.points()
+    assert points[A]["weightedSeconds"] == 20000 and points[A]["tokensHeld"] == 0
+    assert B not in points
+    assert points[C]["tokensHeld"] == 1 and points[C]["weightedSinceSum"] == 30000
+
+
+def test_unknown_token_arriving_mid_history_is_a_gap_owned_by_the_receiver(ledger):
+    result = ledger.store.apply(transfer(9, A, B, block=5, timestamp=500), W)
+    assert result.gap
+    assert set(ledger.points()) == {B}
+
+
+def test_lost_optimistic_lock_re_reads_and_applies_on_the_new_state(ledger):
+    minted = mint(7, A, block=1, timestamp=1000)
+    moved = transfer(7, A, B, block=2, timestamp=5000)
+    stale_view = ledger.store.prefetch([moved.token_key])[moved.token_key]
+    assert stale_view is None
+    ledger.store.apply(minted, W)  # a concurrent writer between our read and our write
+    result = ledger.store.apply(moved, W, stale_view)
+    assert result.outcome is Outcome.APPLIED and result.attempts == 2 and not result.gap
+    points = ledger.points()
+    assert points[A]["weightedSeconds"] == 40000 and points[A]["tokensHeld"] == 0
+    assert points[B]["tokensHeld"] == 1
+
+
+def test_lost_lock_to_the_same_event_becomes_a_skip(ledger):
+    moved = transfer(7, A, B, block=2, timestamp=5000)
+    ledger.store.apply(mint(7, A, block=1, timestamp=1000), W)
+    view = ledger.store.read_token(moved.token_key)
+    ledger.store.apply(moved, W)  # another delivery of the same event won the race
+    before = ledger.points()
+    result = ledger.store.apply(moved, W, view)
+    assert result.outcome is Outcome.DUPLICATE and result.attempts == 2
+    assert ledger.points() == before
+
+
+def test_prefetch_reads_many_tokens_and_marks_unknown_ones(ledger):
+    events = [mint(i, A, block=1, timestamp=10, log_index=i) for i in range(150)]
+    for event in events[:120]:
+        ledger.store.apply(event, W)
+    states = ledger.store.prefetch(e.token_key for e in events)
+    assert len(states) == 150
+    assert all(states[e.token_key].owner == A for e in events[:120])
+    assert all(states[e.token_key] is None for e in events[120:])
+
+
+def test_operator_reads_token_points_and_leaderboard(ledger):
+    ledger.store.apply(mint(1, A, block=1, timestamp=0), W)
+    ledger.store.apply(mint(2, B, block=1, timestamp=0, log_index=1), W)
+    ledger.store.apply(mint(3, B, block=1, timestamp=0, log_index=2), W)
+    assert ledger.store.token(mint(1, A, block=1, timestamp=0).token_key)["owner"] == A
+    assert ledger.store.holder(A.upper().replace("0X", "0x")).points_at(86400) == 10
+    assert ledger.store.holder(C) is None
+    board = ledger.store.leaderboard(at=86400, limit=1)
+    assert [(holder, points) for holder, points, _ in board] == [(B, 20)]
