@@ -266,7 +266,14 @@ class PolicyPack:
         dry_run: bool = True,
     ) -> None:
         self.pack_dir = pack_dir
-        self.command = [python or default_python(pack_dir), "-u", "-m", "pulumi.policy", engine_address, "."]
+        self.command = [
+            _interpreter(python or default_python(pack_dir)),
+            "-u",
+            "-m",
+            "pulumi.policy",
+            engine_address,
+            ".",
+        ]
         self.env = {
             **os.environ,
             "PULUMI_STACK": stack,
@@ -400,6 +407,17 @@ def default_python(pack_dir: Path) -> str:
     """The pack's own virtualenv when it exists (as the CLI uses it), else this interpreter."""
     venv_python = pack_dir / "venv" / "bin" / "python"
     return str(venv_python) if venv_python.exists() else sys.executable
+
+
+def _interpreter(python: str) -> str:
+    """An interpreter path that still holds once the pack runs in policy/ (absolute, not resolved:
+    a venv's python is a symlink whose location selects the venv)."""
+    if os.sep not in python:
+        return python
+    path = Path(python).absolute()
+    if not path.exists():
+        raise PolicyCheckError(f"--python {python}: no such interpreter (make policy-venv creates policy/venv)")
+    return str(path)
 
 
 def _struct(values: Mapping[str, Any]) -> struct_pb2.Struct:

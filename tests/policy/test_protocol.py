@@ -143,10 +143,10 @@ def test_cli_prints_violations_like_pulumi_and_fails_on_mandatory(tmp_path, caps
     assert "1 mandatory, 0 advisory violation(s)" in out
 
 
-def test_cli_passes_a_compliant_stack(tmp_path, capsys):
-    status = policy_check.main(
-        ["--stack", "staging", "--resources", str(_write(synthetic.build("staging"), tmp_path / "r.json"))]
-    )
+def test_cli_passes_a_compliant_stack_with_an_interpreter_given_relative_to_here(tmp_path, capsys):
+    python = os.path.relpath(sys.executable)  # the pack runs in policy/, where this path would not hold
+    resources = _write(synthetic.build("staging"), tmp_path / "r.json")
+    status = policy_check.main(["--stack", "staging", "--resources", str(resources), "--python", python])
     assert status == 0
     assert "0 mandatory, 0 advisory violation(s)" in capsys.readouterr().out
 
@@ -156,6 +156,7 @@ def test_cli_passes_a_compliant_stack(tmp_path, capsys):
     [
         (["--stack", "dev", "--resources", "x.json"], "--stack dev: no policy config"),
         (["--stack", "prod", "--resources", "/nonexistent/r.json"], "--resources /nonexistent/r.json: No such file"),
+        (["--stack", "prod", "--python", "no/such/python"], "--python no/such/python: no such interpreter"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(argv, expected, capsys):
