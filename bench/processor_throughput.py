@@ -187,8 +187,12 @@ def main() -> None:
     naive, _ = measure("naive baseline (GetItem + UpdateItem per item)", run_naive, events, False)
     assert ours["top5"] == naive["top5"], (ours["top5"], naive["top5"])
 
-    print(f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"# {args.transfers} transfers over {args.tokens} tokens and {args.holders} holders, batches of 100, moto in-process")
+    print(
+        f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"# {args.transfers} transfers over {args.tokens} tokens and {args.holders} holders, batches of 100, moto in-process"
+    )
     print()
     print("| path | events/s | round trips/event | RRU/event | WRU/event | calls |")
     print("|---|---:|---:|---:|---:|---|")
