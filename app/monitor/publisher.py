@@ -51,7 +51,7 @@ class KinesisPublisher:
         telemetry: Telemetry,
         *,
         max_pending: int = 20000,
-        concurrency: int = 4,
+        concurrency: int = 1,
         backoff: Backoff = RETRY_BACKOFF,
     ) -> None:
         self.client = client
