@@ -20,7 +20,7 @@ from app.monitor.dynamodb_sink import DynamoDBSink
 from app.monitor.publisher import KinesisPublisher
 from app.monitor.rpc import JsonRpc
 from app.monitor.service import Monitor, StartupError, install_signal_handlers
-from app.monitor.telemetry import Telemetry
+from app.monitor.telemetry import Telemetry, logger
 from app.store import RETRY_CONFIG, Store
 
 # Adaptive retries for whole-call throttling; per-record failures are the publisher's to retry.
@@ -41,6 +41,10 @@ def main(config_path: str, until_block: int | None = None) -> int:
         return 1
     except NoRegionError:
         print("error: AWS_REGION: not set (needed for SSM, Kinesis, DynamoDB, CloudWatch)", file=sys.stderr)
+        return 1
+    except Exception as error:
+        logger.exception("monitor failed")
+        print(f"error: monitor failed: {error!r}", file=sys.stderr)
         return 1
 
 
