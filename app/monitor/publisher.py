@@ -30,8 +30,8 @@ LOG_EVERY_ATTEMPTS = 10
 RETRY_BACKOFF = Backoff(base=0.05, cap=5.0)
 
 
-class RecordTooLarge(ValueError):
-    pass
+class RecordTooLarge(Exception):
+    """An event Kinesis can never take: stop loudly rather than skip it or retry it forever."""
 
 
 @dataclass(slots=True)
