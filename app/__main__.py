@@ -22,7 +22,7 @@ def _monitor_arguments(parser: argparse.ArgumentParser) -> None:
         "--until-block",
         type=_block_number,
         metavar="N",
-        help="publish every confirmed event up to block N, save the checkpoint and exit 0",
+        help="publish every event confirmed now up to block N (no waiting for new blocks), save the checkpoint and exit 0",
     )
 
 

@@ -20,14 +20,13 @@ from app.monitor.dynamodb_sink import DynamoDBSink
 from app.monitor.publisher import KinesisPublisher
 from app.monitor.rpc import JsonRpc
 from app.monitor.service import Monitor, StartupError, install_signal_handlers
-from app.monitor.telemetry import Telemetry
+from app.monitor.telemetry import Telemetry, logger
 from app.store import RETRY_CONFIG, Store
 
-PUT_CONCURRENCY = 4
 # Adaptive retries for whole-call throttling; per-record failures are the publisher's to retry.
 # Parameter validation is off for Kinesis only: the publisher builds every request itself and it
 # costs more CPU than the call at thousands of records a second.
-KINESIS_CONFIG = RETRY_CONFIG.merge(Config(parameter_validation=False, max_pool_connections=PUT_CONCURRENCY + 2))
+KINESIS_CONFIG = RETRY_CONFIG.merge(Config(parameter_validation=False, max_pool_connections=20))
 
 
 def main(config_path: str, until_block: int | None = None) -> int:
@@ -42,6 +41,10 @@ def main(config_path: str, until_block: int | None = None) -> int:
         return 1
     except NoRegionError:
         print("error: AWS_REGION: not set (needed for SSM, Kinesis, DynamoDB, CloudWatch)", file=sys.stderr)
+        return 1
+    except Exception as error:
+        logger.exception("monitor failed")
+        print(f"error: monitor failed: {error!r}", file=sys.stderr)
         return 1
 
 
@@ -75,7 +78,11 @@ def _sink(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | Dynamo
         return DynamoDBSink(store, config.rates(), telemetry, max_pending=config.max_pending_records)
     kinesis = boto3.client("kinesis", config=KINESIS_CONFIG)
     return KinesisPublisher(
-        kinesis, settings.stream_name, telemetry, max_pending=config.max_pending_records, concurrency=PUT_CONCURRENCY
+        kinesis,
+        settings.stream_name,
+        telemetry,
+        max_pending=config.max_pending_records,
+        concurrency=config.publish_concurrency,
     )
 
 

@@ -88,8 +88,11 @@ class MonitorConfig(BaseModel):
     # Tuning; the defaults suit a hosted provider.
     poll_interval_seconds: PositiveFloat = 12.0
     max_range_blocks: PositiveInt = 5000
-    target_logs_per_range: PositiveInt = 5000
+    target_logs_per_range: PositiveInt = 2000
     max_pending_records: PositiveInt = 20000
+    # PutRecords calls in flight. 1 is the safe default: moto (the local stack) loses records when
+    # two calls write to one shard at once. Against AWS, more calls hide the network round trip.
+    publish_concurrency: Annotated[int, Field(ge=1, le=16)] = 1
     checkpoint_interval_seconds: PositiveFloat = 1.0
     metrics_interval_seconds: PositiveFloat = 60.0
 

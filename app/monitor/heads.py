@@ -53,7 +53,14 @@ class HeadWatcher:
                         if self._receive(json.loads(message)):
                             attempt = 0
                 logger.warning("websocket closed by the node; reconnecting", extra={"url": redact(self.url)})
-            except (OSError, TimeoutError, websockets.WebSocketException, SubscriptionRefused) as error:
+            except (
+                OSError,
+                TimeoutError,
+                websockets.WebSocketException,
+                SubscriptionRefused,
+                ValueError,
+                KeyError,
+            ) as error:
                 if self.connected or attempt == 0:
                     logger.warning(
                         "websocket lost; reconnecting", extra={"url": redact(self.url), "error": type(error).__name__}

@@ -30,8 +30,8 @@ LOG_EVERY_ATTEMPTS = 10
 RETRY_BACKOFF = Backoff(base=0.05, cap=5.0)
 
 
-class RecordTooLarge(ValueError):
-    pass
+class RecordTooLarge(Exception):
+    """An event Kinesis can never take: stop loudly rather than skip it or retry it forever."""
 
 
 @dataclass(slots=True)
@@ -51,7 +51,7 @@ class KinesisPublisher:
         telemetry: Telemetry,
         *,
         max_pending: int = 20000,
-        concurrency: int = 4,
+        concurrency: int = 1,
         backoff: Backoff = RETRY_BACKOFF,
     ) -> None:
         self.client = client

@@ -19,6 +19,7 @@ from app.monitor.decoding import TRANSFER_TOPIC, decode_transfers, log_block
 from app.monitor.rpc import JsonRpc, RpcError
 
 HEADER_BATCH = 200
+INITIAL_SPAN = 4
 # Providers word their log limits differently (block range, result count, response size).
 _LIMIT_MESSAGE = re.compile(
     r"range|too many|too large|more than|limit|exceed|response size|max results|timeout", re.IGNORECASE
@@ -72,7 +73,7 @@ class RangeReader:
         self.start_blocks = {c.address: c.start_block for c in contracts}
         self.max_span = max_span
         self.target_logs = target_logs
-        self.span = max_span
+        self.span = min(max_span, INITIAL_SPAN)  # small first: publishing starts while reading goes on
         self.shrinks = 0
 
     async def head(self) -> int:

@@ -118,9 +118,9 @@ class Monitor:
             self.telemetry.gauge("WebSocketConnected", lambda: 1 if self.heads.connected else 0)
             background.append(asyncio.create_task(self.heads.run(), name="heads"))
         try:
-            await self._read_loop(Cursor(checkpoint.block, checkpoint.hash))
+            await self._supervised(self._read_loop(Cursor(checkpoint.block, checkpoint.hash)), background)
             logger.info("reader stopped; waiting for every record to be acknowledged")
-            await self.sink.drain()
+            await self._supervised(self.sink.drain(), background)
             await asyncio.to_thread(self._save)
         finally:
             for task in background:
@@ -128,6 +128,18 @@ class Monitor:
             await asyncio.gather(*background, return_exceptions=True)
             await asyncio.to_thread(self.telemetry.flush)
         logger.info("monitor stopped", extra={"checkpoint": self.progress.checkpoint.block})
+
+    @staticmethod
+    async def _supervised(awaitable: Any, background: list[asyncio.Task]) -> None:
+        """Await `awaitable`; if a background task (sink, heads, saver) dies first, fail loudly
+        rather than wait forever for acknowledgements that will never come."""
+        main = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait({main, *background}, return_when=asyncio.FIRST_COMPLETED)
+        if main in done:
+            return main.result()
+        main.cancel()
+        died = next(iter(done))
+        raise RuntimeError(f"background task {died.get_name()} stopped: {died.exception()!r}")
 
     async def _read_loop(self, cursor: Cursor) -> None:
         errors = 0
@@ -152,12 +164,23 @@ class Monitor:
                     await self._hand_over(found)
                     cursor = Cursor(found.last, found.last_hash)
                 errors = 0
+                if self.until_block is not None and cursor.block >= target:
+                    self._until_reached(cursor)
+                    return
             except READ_ERRORS as error:
                 errors += 1
                 self.telemetry.count("ProcessingErrors")
                 logger.warning("chain read failed; retrying", extra={"error": str(error), "attempt": errors})
                 await self._sleep(backoff.delay(errors))
                 waited = True
+
+    def _until_reached(self, cursor: Cursor) -> None:
+        """--until-block publishes what is confirmed now; it never waits for blocks to be mined."""
+        if cursor.block < self.until_block:
+            logger.warning(
+                "--until-block is beyond the confirmed head: published every confirmed block",
+                extra={"until_block": self.until_block, "head": self.head, "published_through": cursor.block},
+            )
 
     async def _hand_over(self, found: Range) -> None:
         ticket = self.progress.open(found.first, found.last, found.last_hash, found.hashes)
@@ -242,9 +265,10 @@ class Monitor:
             self.on_checkpoint(checkpoint)
 
     def _blocks_behind(self) -> int | None:
+        """Confirmed blocks not yet acknowledged: 0 when caught up."""
         if self.head is None or self.progress is None:
             return None
-        return max(0, self.head - self.progress.checkpoint.block)
+        return max(0, self.head - self.config.confirmations - self.progress.checkpoint.block)
 
 
 def install_signal_handlers(monitor: Monitor) -> None:

@@ -1,5 +1,6 @@
 """A Kinesis client wrapper that fails records and whole calls at random (moto never throttles),
-and checks the publisher's ordering rules on every call it sees."""
+and checks the publisher's ordering rules on every call it sees (calls overlap; the writes that
+reach moto do not, since moto loses records when two calls write to one shard at once)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class FaultyKinesis:
         self.call_failure_rate = call_failure_rate
         self.random = random.Random(seed)
         self.lock = threading.Lock()
+        self.moto_lock = threading.Lock()  # moto's Shard.put_record is not safe for concurrent writers
         self.in_flight: set[str] = set()
         self.calls = 0
         self.failed_records = 0
@@ -47,7 +49,8 @@ class FaultyKinesis:
                     {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}}, "PutRecords"
                 )
             sent = [record for record, fail in zip(Records, failing, strict=True) if not fail]
-            answers = iter(self.client.put_records(StreamName=StreamName, Records=sent)["Records"] if sent else [])
+            with self.moto_lock:
+                answers = iter(self.client.put_records(StreamName=StreamName, Records=sent)["Records"] if sent else [])
             results = []
             for fail in failing:
                 if fail:

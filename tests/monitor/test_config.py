@@ -160,3 +160,11 @@ def load_config_from(document):
     from app.monitor.config import MonitorConfig
 
     return MonitorConfig.model_validate(document)
+
+
+def test_the_example_config_in_deploy_is_valid():
+    from pathlib import Path
+
+    config = load_config(Path(__file__).resolve().parents[2] / "deploy" / "monitor.example.yaml")
+    assert config.rpc_url_parameter == "/ngu-points-system-v2/staging/RPC_URL"
+    assert config.publish_concurrency == 4 and config.sink == "kinesis"

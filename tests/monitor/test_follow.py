@@ -14,6 +14,7 @@ from tests.monitor.harness import (
     applied_view,
     base_config,
     expected_view,
+    run_monitor,
     wait_until,
     write_config,
 )
@@ -154,3 +155,22 @@ def test_reorg_deeper_than_confirmations_is_detected_recorded_and_passed(anvil, 
     assert error["orphaned_first_block"] == first and error["orphaned_last_block"] == published_through
     assert error["published_hash"] == published_hash and error["canonical_hash"] == item["canonicalHash"]["S"]
     wait_until(lambda: aws.metric_sum("ReorgsDetected") == 1, 10, what="ReorgsDetected metric")
+
+
+def test_a_deep_reorg_while_the_monitor_was_down_is_found_from_the_saved_hashes(tmp_path, anvil, chain, aws, moto):
+    chain.mint(1, 30)
+    chain.mint(1, 31)
+    chain.mine(1)
+    config = write_config(tmp_path / "monitor.yaml", **base_config(anvil, aws, chain, confirmations=1))
+    assert run_monitor(config, moto, "--until-block", str(chain.head - 1)).returncode == 0
+    assert token_ids(aws) == [30, 31]
+
+    reorg(chain, 3, 2, 32)  # the blocks of both mints and the one after them
+    chain.mine(2)
+    result = run_monitor(config, moto, "--until-block", str(chain.head - 1))
+
+    assert result.returncode == 0, result.stderr
+    assert token_ids(aws) == [30, 31, 32]
+    [item] = aws.reorg_items()
+    assert int(item["firstBlock"]["N"]) <= chain.head - 4
+    assert "deep reorg" in result.stdout

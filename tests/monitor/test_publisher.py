@@ -143,7 +143,9 @@ def test_injected_failures_on_30_percent_of_records_lose_nothing_and_keep_order(
 
     async def run():
         telemetry = Telemetry(aws.cloudwatch, aws.stage)
-        publisher = KinesisPublisher(faulty, aws.stream, telemetry, backoff=Backoff(base=0.005, cap=0.05))
+        publisher = KinesisPublisher(
+            faulty, aws.stream, telemetry, concurrency=4, backoff=Backoff(base=0.005, cap=0.05)
+        )
         store = DynamoCheckpointStore(aws.dynamodb, aws.monitor_table, config.chain_id)
         async with JsonRpc(settings.http_rpc_url) as rpc:
             monitor = Monitor(settings, rpc=rpc, sink=publisher, store=store, telemetry=telemetry, until_block=head)

@@ -93,3 +93,18 @@ def test_a_checkpoint_file_works_like_the_table(tmp_path, anvil, chain, aws, mot
     assert saved["block"] == chain.head and saved["chainId"] == CHAIN_ID
     assert saved["hash"] == "0x" + chain.w3.eth.get_block(chain.head)["hash"].hex().removeprefix("0x")
     assert len(aws.records()) == 4
+
+
+def test_until_block_beyond_the_confirmed_head_publishes_what_is_confirmed_and_exits(tmp_path, anvil, chain, aws, moto):
+    chain.mint(1, 1)
+    chain.mint(1, 2)
+    chain.mint(1, 3)
+    head = chain.head
+    config = write_config(tmp_path / "monitor.yaml", **base_config(anvil, aws, chain, confirmations=2))
+
+    result = run_monitor(config, moto, "--until-block", str(head + 100), timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert aws.checkpoint_block() == head - 2
+    assert sorted(event.token_id for *_, event in aws.records()) == [1]
+    assert "--until-block is beyond the confirmed head" in result.stdout

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
 
+from app.monitor.checkpoint import DynamoCheckpointStore
+from app.monitor.config import MonitorConfig, resolve
+from app.monitor.rpc import JsonRpc
+from app.monitor.service import Monitor
+from app.monitor.telemetry import Telemetry
 from app.store import create_tables
 from tests.monitor.harness import (
     CHAIN_ID,
@@ -123,3 +129,40 @@ def test_the_rpc_url_from_ssm_is_never_logged(tmp_path, anvil, chain, aws, moto)
     assert len(aws.records()) == 1
     assert secret not in result.stdout + result.stderr
     assert f"127.0.0.1:{anvil.port}/…" in result.stdout
+
+
+class CrashingSink:
+    """A sink whose worker dies: the monitor must stop with an error, not wait for acks forever."""
+
+    async def submit(self, event, ticket) -> None:
+        ticket.add()
+
+    async def drain(self) -> None:
+        await asyncio.Event().wait()
+
+    async def run(self) -> None:
+        await asyncio.sleep(0.2)
+        raise ConnectionError("sink worker died")
+
+
+def test_a_dead_sink_stops_the_monitor_with_an_error(tmp_path, anvil, chain, aws):
+    chain.batch_mint(1, 1, 3)
+    config = MonitorConfig.model_validate(base_config(anvil, aws, chain))
+    settings = resolve(config, aws.ssm)
+
+    async def run() -> None:
+        store = DynamoCheckpointStore(aws.dynamodb, aws.monitor_table, CHAIN_ID)
+        async with JsonRpc(settings.http_rpc_url) as rpc:
+            monitor = Monitor(
+                settings,
+                rpc=rpc,
+                sink=CrashingSink(),
+                store=store,
+                telemetry=Telemetry(aws.cloudwatch, aws.stage),
+                until_block=chain.head,
+            )
+            await asyncio.wait_for(monitor.run(), 20)
+
+    with pytest.raises(RuntimeError, match="background task sink stopped: ConnectionError"):
+        asyncio.run(run())
+    assert aws.checkpoint_block() is None, "nothing was acknowledged, so nothing was saved"
