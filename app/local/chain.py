@@ -104,7 +104,10 @@ class Chain:
     def fungible_transfer(self, sender: int, to: int, amount: int) -> Any:
         """An ERC-20-shaped Transfer log (3 topics) from the token's own address."""
         call = self.token.functions.emitFungibleTransfer(self.account(sender), self.account(to), amount)
-        return self._send(call)
+        receipt = self._send(call)
+        if [len(log["topics"]) for log in receipt["logs"]] != [3]:
+            raise RuntimeError("emitFungibleTransfer must emit exactly one 3-topic Transfer log")
+        return receipt
 
     def mine(self, blocks: int = 1) -> None:
         self.w3.provider.make_request("anvil_mine", [hex(blocks)])
