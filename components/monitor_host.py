@@ -43,6 +43,7 @@ def monitor_config(settings: Settings, monitor_table: str) -> dict[str, Any]:
         "contracts": [{"address": c.address, "start_block": c.start_block} for c in settings.monitor.contracts],
         "checkpoint_table": monitor_table,
         "sink": settings.monitor.sink,
+        "publish_concurrency": settings.monitor.publish_concurrency,
     }
     if settings.monitor.sink == "dynamodb":
         config |= {

@@ -109,6 +109,8 @@ class MonitorSettings(_Section):
     contracts: Annotated[list[Contract], Field(min_length=1)]
     # kinesis: the new pipeline; dynamodb: the legacy direct path, a rollback by config (DESIGN §6).
     sink: Literal["kinesis", "dynamodb"]
+    # PutRecords calls in flight; per-key order holds at any value. 4 suits AWS (moto needs 1).
+    publish_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
 
 
 class PointsSettings(_Section):

@@ -242,7 +242,12 @@ def test_user_data_writes_the_monitor_config_of_design_section_10(prod: Recorded
         "contracts": [{"address": c["address"], "start_block": c["startBlock"]} for c in monitor["contracts"]],
         "checkpoint_table": "ngu-points-core-v5-monitor-prod",
         "sink": "kinesis",
+        "publish_concurrency": 4,
     }
+    # The monitor itself accepts what the host is given (same model as `python -m app monitor`).
+    from app.monitor.config import MonitorConfig
+
+    assert MonitorConfig.model_validate(config).publish_concurrency == 4
     agent = json.loads(script.split("<<'NGU_AGENT_JSON'\n", 1)[1].split("\nNGU_AGENT_JSON", 1)[0])
     assert set(agent["metrics"]["metrics_collected"]) == {"mem", "disk"}
 
