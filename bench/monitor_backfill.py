@@ -109,7 +109,7 @@ def build_sparse(chain: Chain) -> int:
     return 200
 
 
-def config_for(anvil: Anvil, aws: Aws, chain: Chain) -> MonitorConfig:
+def config_for(anvil: Anvil, aws: Aws, chain: Chain, publish_concurrency: int = 4) -> MonitorConfig:
     return MonitorConfig(
         stage=aws.stage,
         chain_id=31337,
@@ -120,6 +120,7 @@ def config_for(anvil: Anvil, aws: Aws, chain: Chain) -> MonitorConfig:
         checkpoint_table=aws.monitor_table,
         poll_interval_seconds=1,
         metrics_interval_seconds=60,
+        publish_concurrency=publish_concurrency,
     )
 
 
@@ -139,9 +140,9 @@ def kinesis_client(moto: MotoServer):
 class OurMonitor:
     """The real monitor in-process, with a hook on checkpoint advances for timing."""
 
-    def __init__(self, anvil: Anvil, moto: MotoServer, chain: Chain) -> None:
+    def __init__(self, anvil: Anvil, moto: MotoServer, chain: Chain, publish_concurrency: int = 4) -> None:
         self.aws = Aws(moto).create()
-        self.settings = resolve(config_for(anvil, self.aws, chain), self.aws.ssm)
+        self.settings = resolve(config_for(anvil, self.aws, chain, publish_concurrency), self.aws.ssm)
         self.kinesis = kinesis_client(moto)
         self.acked_at: dict[int, float] = {}
         self.last_ack = 0.0
@@ -175,7 +176,8 @@ class OurMonitor:
     def backfill(self, head: int, first: int, events: int) -> Result:
         start = time.perf_counter()
         asyncio.run(self.run(head))
-        return Result("ngu monitor", head - first + 1, events, self.last_ack - start)
+        name = f"ngu monitor (publish_concurrency {self.settings.config.publish_concurrency})"
+        return Result(name, head - first + 1, events, self.last_ack - start)
 
     def profile(self, head: int) -> str:
         profiler = cProfile.Profile()
@@ -329,10 +331,11 @@ def main() -> None:
             chain = Chain(anvil)
             events = build(chain)
             head, first = chain.head, chain.deploy_block
-            with fresh_moto() as moto:
-                ours = OurMonitor(anvil, moto, chain)
-                rows.append(ours.backfill(head, first, events).row(shape))
-                assert len(ours.aws.records()) == events, "every event reached the stream"
+            for concurrency in (4, 1):  # the monitor host's setting, and the monitor's default
+                with fresh_moto() as moto:
+                    ours = OurMonitor(anvil, moto, chain, concurrency)
+                    rows.append(ours.backfill(head, first, events).row(shape))
+                    assert len(ours.aws.records()) == events, "every event reached the stream"
             with fresh_moto() as moto:
                 rows.append(Naive(anvil, moto, chain).backfill(head, first).row(shape))
             if shape != "dense":

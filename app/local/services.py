@@ -18,7 +18,6 @@ import boto3
 
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 CHAIN_ID = 31337
 REGION = "us-east-1"
 
@@ -121,8 +120,10 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
+        # moto with requests serialised: its Kinesis shards lose records to concurrent writers.
         self.process = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "app.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+            cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
