@@ -134,3 +134,62 @@ def test_operator_reads_token_points_and_leaderboard(ledger):
     assert ledger.store.holder(C) is None
     board = ledger.store.leaderboard(at=86400, limit=1)
     assert [(holder, points) for holder, points, _ in board] == [(B, 20)]
+
+
+def _cancelled(*codes):
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": code} for code in codes],
+        },
+        "TransactWriteItems",
+    )
+
+
+def test_a_transaction_conflict_on_a_shared_holder_is_retried_with_the_same_state(ledger, monkeypatch):
+    monkeypatch.setattr("app.store.time.sleep", lambda _: None)
+    real = ledger.client.transact_write_items
+    failures = iter([_cancelled("None", "TransactionConflict")])
+
+    def conflicted_once(**kwargs):
+        error = next(failures, None)
+        if error:
+            raise error
+        return real(**kwargs)
+
+    ledger.client.transact_write_items = conflicted_once
+    result = ledger.store.apply(mint(7, A, block=1, timestamp=1000), W)
+    assert result.outcome is Outcome.APPLIED and result.attempts == 2
+    assert ledger.points()[A]["tokensHeld"] == 1
+
+
+def test_endless_conflicts_give_up_with_an_error_naming_the_event(ledger, monkeypatch):
+    from app.store import StoreError
+
+    monkeypatch.setattr("app.store.time.sleep", lambda _: None)
+
+    def always_conflicted(**_):
+        raise _cancelled("None", "TransactionConflict")
+
+    ledger.client.transact_write_items = always_conflicted
+    event = mint(7, A, block=1, timestamp=1000)
+    with pytest.raises(StoreError, match=f"event {event.id}: gave up after 8 attempts"):
+        ledger.store.apply(event, W)
+    assert ledger.tokens() == {} and ledger.points() == {}
+
+
+def test_other_cancellations_are_not_retried(ledger):
+    from botocore.exceptions import ClientError
+
+    calls = []
+
+    def invalid(**_):
+        calls.append(1)
+        raise _cancelled("ValidationError")
+
+    ledger.client.transact_write_items = invalid
+    with pytest.raises(ClientError):
+        ledger.store.apply(mint(7, A, block=1, timestamp=1000), W)
+    assert len(calls) == 1
