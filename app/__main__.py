@@ -96,6 +96,7 @@ COMMANDS = [
     Command("demo", "the whole pipeline on this machine, checked against the chain", _no_arguments, _demo),
     Command("points", "a holder's points now (or --at)", _ops_arguments("points"), _ops("points")),
     Command("token", "a token's row in the tokens table", _ops_arguments("token"), _ops("token")),
+    Command("holdings", "the tokens a holder holds (owner-index)", _ops_arguments("holdings"), _ops("holdings")),
     Command(
         "leaderboard", "the top holders by points now (or --at)", _ops_arguments("leaderboard"), _ops("leaderboard")
     ),

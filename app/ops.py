@@ -41,6 +41,21 @@ def leaderboard_arguments(parser: argparse.ArgumentParser) -> None:
     table_arguments(parser)
 
 
+def holdings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("holder", help="the holder's address")
+    table_arguments(parser)
+
+
+def holdings(args: argparse.Namespace) -> int:
+    if not _ADDRESS.fullmatch(args.holder):
+        return _fail(f"holder: not a 0x address: {args.holder!r}")
+    store = _store(args)
+    if store is None:
+        return 2
+    _print([{k: item[k] for k in ("token", "acquiredAt", "lastEventId")} for item in store.tokens_of(args.holder)])
+    return 0
+
+
 def points(args: argparse.Namespace) -> int:
     if not _ADDRESS.fullmatch(args.holder):
         return _fail(f"holder: not a 0x address: {args.holder!r}")

@@ -230,6 +230,20 @@ class Store:
         item = response.get("Item")
         return _plain(item) if item else None
 
+    def tokens_of(self, owner: str) -> list[dict[str, Any]]:
+        """Every token the table says `owner` holds (the `owner-index` GSI: eventually consistent)."""
+        items: list[dict[str, Any]] = []
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.tokens_table,
+            IndexName="owner-index",
+            KeyConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":owner": {"S": owner.lower()}},
+        )
+        for page in pages:
+            items.extend(_plain(item) for item in page.get("Items", []))
+        return sorted(items, key=lambda item: item["token"])
+
     def holder(self, address: str) -> HolderPoints | None:
         response = self.client.get_item(TableName=self.points_table, Key={"holder": {"S": address.lower()}})
         item = response.get("Item")

@@ -43,6 +43,14 @@ def test_leaderboard_ranks_by_points(ledger, capsys):
     ]
 
 
+def test_holdings_come_from_the_owner_index(ledger, capsys):
+    code, out, _ = run(capsys, "holdings", B)
+    assert code == 0
+    assert [(row["token"].rsplit(":", 1)[1], row["acquiredAt"]) for row in json.loads(out)] == [("2", 0), ("3", 43_200)]
+    code, out, _ = run(capsys, "holdings", address(0xC))
+    assert code == 0 and json.loads(out) == []
+
+
 def test_token_row(ledger, capsys):
     key = mint(2, B, block=1, timestamp=0).token_key
     code, out, _ = run(capsys, "token", key, "--at", "0")
