@@ -76,16 +76,14 @@ def _redrive_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _redrive(args: argparse.Namespace) -> int:
-    import boto3
-
+    from app import aws
     from app.redrive import Redriver
-    from app.store import RETRY_CONFIG
 
-    redriver = Redriver(boto3.client("kinesis", config=RETRY_CONFIG), args.stream, dry_run=args.dry_run)
+    redriver = Redriver(aws.client("kinesis"), args.stream, dry_run=args.dry_run)
     if args.bucket:
-        report = redriver.from_failure_bucket(boto3.client("s3", config=RETRY_CONFIG), args.bucket, args.prefix)
+        report = redriver.from_failure_bucket(aws.client("s3"), args.bucket, args.prefix)
     else:
-        report = redriver.from_quarantine(boto3.client("sqs", config=RETRY_CONFIG), args.queue_url)
+        report = redriver.from_quarantine(aws.client("sqs"), args.queue_url)
     verb = "would redrive" if args.dry_run else "redrove"
     print(f"{verb} {report.records} records from {report.sources} sources")
     return 0

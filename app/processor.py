@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from app import aws
 from app.events import ChainEvent, InvalidEvent, decode
 from app.rates import Rates
-from app.store import RETRY_CONFIG, UNREAD, Outcome, Store
+from app.store import UNREAD, Outcome, Store
 
 SERVICE = "ngu-points-processor"
 NAMESPACE = "NGUPoints/Processor"
@@ -183,7 +183,7 @@ def consumer() -> Consumer:
     settings = Settings.from_env(os.environ)
     metrics.set_default_dimensions(Stage=settings.stage)
     store = Store(settings.tokens_table, settings.points_table)
-    return Consumer(settings, store, boto3.client("sqs", config=RETRY_CONFIG))
+    return Consumer(settings, store, aws.client("sqs"))
 
 
 @logger.inject_lambda_context(clear_state=True)

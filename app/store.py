@@ -17,20 +17,18 @@ from enum import Enum
 from fractions import Fraction
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from app import aws
 from app.events import ChainEvent
 from app.ledger import HolderDelta, HolderPoints, TokenState, Transition, is_stale, transition
 
-RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=10)
 BATCH_GET_LIMIT = 100
 _RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 
 def dynamodb_client(**kwargs: Any) -> Any:
-    return boto3.client("dynamodb", config=RETRY_CONFIG, **kwargs)
+    return aws.client("dynamodb", **kwargs)
 
 
 def tokens_table_definition(name: str) -> dict[str, Any]:

@@ -10,10 +10,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
+from app import aws
+from app.aws import RETRY_CONFIG
 from app.monitor.checkpoint import CheckpointStore, DynamoCheckpointStore, FileCheckpointStore
 from app.monitor.config import ConfigError, Settings, load_config, resolve
 from app.monitor.dynamodb_sink import DynamoDBSink
@@ -21,7 +22,7 @@ from app.monitor.publisher import KinesisPublisher
 from app.monitor.rpc import JsonRpc
 from app.monitor.service import Monitor, StartupError, install_signal_handlers
 from app.monitor.telemetry import Telemetry, logger
-from app.store import RETRY_CONFIG, Store
+from app.store import Store
 
 # Adaptive retries for whole-call throttling; per-record failures are the publisher's to retry.
 # Parameter validation is off for Kinesis only: the publisher builds every request itself and it
@@ -49,8 +50,8 @@ def main(config_path: str, until_block: int | None = None) -> int:
 
 
 async def _run(config, until_block: int | None) -> int:
-    settings = resolve(config, boto3.client("ssm", config=RETRY_CONFIG))
-    telemetry = Telemetry(boto3.client("cloudwatch", config=RETRY_CONFIG), config.stage)
+    settings = resolve(config, aws.client("ssm"))
+    telemetry = Telemetry(aws.client("cloudwatch"), config.stage)
     store = _checkpoint_store(settings)
     sink = _sink(settings, telemetry)
     async with JsonRpc(settings.http_rpc_url) as rpc:
@@ -66,9 +67,7 @@ def _checkpoint_store(settings: Settings) -> CheckpointStore:
     config = settings.config
     if config.checkpoint_file is not None:
         return FileCheckpointStore(config.checkpoint_file, config.chain_id)
-    return DynamoCheckpointStore(
-        boto3.client("dynamodb", config=RETRY_CONFIG), config.checkpoint_table, config.chain_id
-    )
+    return DynamoCheckpointStore(aws.client("dynamodb"), config.checkpoint_table, config.chain_id)
 
 
 def _sink(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | DynamoDBSink:
@@ -76,7 +75,7 @@ def _sink(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | Dynamo
     if config.sink == "dynamodb":
         store = Store(config.tokens_table, config.points_table)
         return DynamoDBSink(store, config.rates(), telemetry, max_pending=config.max_pending_records)
-    kinesis = boto3.client("kinesis", config=KINESIS_CONFIG)
+    kinesis = aws.client("kinesis", config=KINESIS_CONFIG)
     return KinesisPublisher(
         kinesis,
         settings.stream_name,
@@ -99,7 +98,7 @@ def _check_stores(settings: Settings, store: CheckpointStore) -> None:
         raise StartupError(f"checkpoint_table: AWS unreachable ({type(error).__name__})") from None
     if config.sink == "kinesis":
         try:
-            boto3.client("kinesis", config=RETRY_CONFIG).describe_stream_summary(StreamName=settings.stream_name)
+            aws.client("kinesis").describe_stream_summary(StreamName=settings.stream_name)
         except ClientError as error:
             raise ConfigError(f"stream_name: cannot use stream {settings.stream_name} ({_code(error)})") from None
         except BotoCoreError as error:
