@@ -7,11 +7,13 @@ Tables come from `--tokens-table` / `--points-table` or the TOKENS_TABLE / POINT
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 from app.store import Store
@@ -46,57 +48,61 @@ def holdings_arguments(parser: argparse.ArgumentParser) -> None:
     table_arguments(parser)
 
 
+class OperatorError(Exception):
+    """A one-line error for the operator; `code` 2 for bad input, 1 for a thing that is not there."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def reports_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except OperatorError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return error.code
+
+    return run
+
+
+@reports_errors
 def holdings(args: argparse.Namespace) -> int:
-    if not _ADDRESS.fullmatch(args.holder):
-        return _fail(f"holder: not a 0x address: {args.holder!r}")
-    store = _store(args)
-    if store is None:
-        return 2
-    _print([{k: item[k] for k in ("token", "acquiredAt", "lastEventId")} for item in store.tokens_of(args.holder)])
+    holder = _holder(args)
+    rows = _store(args).tokens_of(holder)
+    _print([{k: item[k] for k in ("token", "acquiredAt", "lastEventId")} for item in rows])
     return 0
 
 
+@reports_errors
 def points(args: argparse.Namespace) -> int:
-    if not _ADDRESS.fullmatch(args.holder):
-        return _fail(f"holder: not a 0x address: {args.holder!r}")
-    store = _store(args)
-    if store is None:
-        return 2
-    row = store.holder(args.holder)
-    at = args.at if args.at is not None else int(time.time())
+    holder = _holder(args)
+    row = _store(args).holder(holder)
     if row is None:
-        return _fail(f"holder: {args.holder.lower()} has no points row", code=1)
-    _print(
-        {
-            "holder": args.holder.lower(),
-            "at": at,
-            "points": decimal_points(row.points_at(at)),
-            "tokensHeld": row.tokens_held,
-        }
-    )
+        raise OperatorError(f"holder: {holder} has no points row", code=1)
+    at = _at(args)
+    _print({"holder": holder, "at": at, "points": decimal_points(row.points_at(at)), "tokensHeld": row.tokens_held})
     return 0
 
 
+@reports_errors
 def token(args: argparse.Namespace) -> int:
     if not _TOKEN.fullmatch(args.token):
-        return _fail(f"token: expected chainId:0x<contract>:decimalTokenId, got {args.token!r}")
+        raise OperatorError(f"token: expected chainId:0x<contract>:decimalTokenId, got {args.token!r}")
     store = _store(args)
-    if store is None:
-        return 2
     chain, contract, token_id = args.token.split(":")
     item = store.token(f"{chain}:{contract.lower()}:{token_id}")
     if item is None:
-        return _fail(f"token: {args.token} is not in {store.tokens_table}", code=1)
+        raise OperatorError(f"token: {args.token} is not in {store.tokens_table}", code=1)
     _print(item)
     return 0
 
 
+@reports_errors
 def leaderboard(args: argparse.Namespace) -> int:
-    store = _store(args)
-    if store is None:
-        return 2
-    at = args.at if args.at is not None else int(time.time())
-    board = store.leaderboard(at=at, limit=args.limit)
+    board = _store(args).leaderboard(at=_at(args), limit=args.limit)
     _print(
         [
             {"rank": i, "holder": h, "points": decimal_points(p), "tokensHeld": row.tokens_held}
@@ -106,11 +112,20 @@ def leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(args: argparse.Namespace) -> Store | None:
+def _holder(args: argparse.Namespace) -> str:
+    if not _ADDRESS.fullmatch(args.holder):
+        raise OperatorError(f"holder: not a 0x address: {args.holder!r}")
+    return args.holder.lower()
+
+
+def _at(args: argparse.Namespace) -> int:
+    return args.at if args.at is not None else int(time.time())
+
+
+def _store(args: argparse.Namespace) -> Store:
     for flag, value in (("--tokens-table", args.tokens_table), ("--points-table", args.points_table)):
         if not value:
-            _fail(f"{flag}: missing (or set {flag[2:].upper().replace('-', '_')})")
-            return None
+            raise OperatorError(f"{flag}: missing (or set {flag[2:].upper().replace('-', '_')})")
     return Store(args.tokens_table, args.points_table)
 
 
@@ -124,8 +139,3 @@ def decimal_points(value: Fraction) -> str:
 
 def _print(value: object) -> None:
     print(json.dumps(value, indent=2))
-
-
-def _fail(message: str, code: int = 2) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
