@@ -18,9 +18,9 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-PROJECT = "ngu-points-event-processor"
+from app.names import PROJECT, StageNames
+
 SERVICE_TAG = PROJECT
-SSM_PREFIX = "/ngu-points-system-v2"
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{40}$")]
 RateKey = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*:0x[0-9a-f]{40}$")]
@@ -199,34 +199,38 @@ class Settings(_Section):
                 raise _Cross(f"thresholds.{to_camel(name)}", "a duration threshold at 100% of the timeout never fires")
         return self
 
-    # Names the seed fixed (DESIGN §7): existing dashboards and the monitor find them by name.
+    @property
+    def names(self) -> StageNames:
+        """Every physical name of this stage (app/names.py, shared with the local stack and the commands)."""
+        return StageNames(str(self.stage))
+
     @property
     def stream_name(self) -> str:
-        return f"ngu-points-core-v5-events-{self.stage}-v5"
+        return self.names.stream
 
     def table_name(self, kind: Literal["tokens", "points", "monitor"]) -> str:
-        return f"ngu-points-core-v5-{kind}-{self.stage}"
+        return self.names.table(kind)
 
     @property
     def function_name(self) -> str:
-        return f"{PROJECT}-{self.stage}-processKinesisEvents"
+        return self.names.function
 
     @property
     def processor_role_name(self) -> str:
-        return f"ngu-points-event-processor-{self.stage}"
+        return self.names.processor_role
 
     @property
     def monitor_role_name(self) -> str:
-        return f"ngu-points-event-monitor-{self.stage}"
+        return self.names.monitor_role
 
     @property
     def ssm_prefix(self) -> str:
-        return f"{SSM_PREFIX}/{self.stage}"
+        return self.names.ssm_prefix
 
     @property
     def prefix(self) -> str:
         """Name prefix for resources the seed did not name."""
-        return f"ngu-points-{self.stage}"
+        return self.names.prefix
 
     @property
     def protect(self) -> bool:
