@@ -25,17 +25,18 @@ from app.events import build_event
 from app.ledger import HolderPoints, TokenState, transition
 from app.local.chain import Chain
 from app.local.esm import EventSourceMapping, MappingSettings
+from app.local.resources import StageResources, create_stage_resources
 from app.local.services import CHAIN_ID, ROOT, Anvil, MotoServer
+from app.names import StageNames
 from app.ops import decimal_points
-from app.store import Store, create_tables
+from app.store import Store
 
 STAGE = "local"
-STREAM = f"ngu-points-core-v5-events-{STAGE}-v5"
-TOKENS = f"ngu-points-core-v5-tokens-{STAGE}"
-POINTS = f"ngu-points-core-v5-points-{STAGE}"
-MONITOR = f"ngu-points-core-v5-monitor-{STAGE}"
-QUEUE = f"ngu-points-event-processor-{STAGE}-quarantine"
-BUCKET = f"ngu-points-event-processor-{STAGE}-failed-batches"
+NAMES = StageNames(STAGE)
+STREAM = NAMES.stream
+TOKENS = NAMES.tokens_table
+POINTS = NAMES.points_table
+MONITOR = NAMES.monitor_table
 RATE = 10  # points per token per day
 CONFIRMATIONS = 2
 HOUR = 3600
@@ -59,9 +60,10 @@ def run(out: Any = sys.stdout) -> int:
         chain = Chain(anvil)
         say(f"local chain   anvil on 127.0.0.1:{anvil.port} (chain {CHAIN_ID}), NGU token {chain.address}")
         say(f"local AWS     moto_server on 127.0.0.1:{moto.port}")
-        queue_url = _create_aws(moto)
+        resources = create_stage_resources(moto.client, NAMES)
+        queue_url = resources.queue_url
         config = _monitor_config(Path(scratch), anvil, chain)
-        esm = _mapping(moto, queue_url, chain)
+        esm = _mapping(moto, resources, chain)
         store = Store(TOKENS, POINTS, client=moto.client("dynamodb"))
 
         rounds = []
@@ -82,18 +84,6 @@ def run(out: Any = sys.stdout) -> int:
         say()
         say("the ledger matches the chain in every round" if ok else "MISMATCH between the ledger and the chain")
         return 0 if ok else 1
-
-
-def _create_aws(moto: MotoServer) -> str:
-    kinesis = moto.client("kinesis")
-    kinesis.create_stream(StreamName=STREAM, StreamModeDetails={"StreamMode": "ON_DEMAND"})
-    create_tables(moto.client("dynamodb"), tokens=TOKENS, points=POINTS, monitor=MONITOR)
-    moto.client("ssm").put_parameter(
-        Name=f"/ngu-points-system-v2/{STAGE}/KINESIS_STREAM_NAME", Value=STREAM, Type="String"
-    )
-    moto.client("s3").create_bucket(Bucket=BUCKET)
-    kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 0.1})
-    return moto.client("sqs").create_queue(QueueName=QUEUE)["QueueUrl"]
 
 
 def _monitor_config(scratch: Path, anvil: Anvil, chain: Chain) -> Path:
@@ -125,11 +115,11 @@ def _run_monitor(config: Path, moto: MotoServer, until: int) -> None:
         raise RuntimeError(f"monitor exited {done.returncode}: {done.stderr.strip()[-500:]}")
 
 
-def _mapping(moto: MotoServer, queue_url: str, chain: Chain) -> EventSourceMapping:
+def _mapping(moto: MotoServer, resources: StageResources, chain: Chain) -> EventSourceMapping:
     os.environ.update(
         TOKENS_TABLE=TOKENS,
         POINTS_TABLE=POINTS,
-        QUARANTINE_QUEUE_URL=queue_url,
+        QUARANTINE_QUEUE_URL=resources.queue_url,
         POINTS_PER_DAY=json.dumps({f"{CHAIN_ID}:{chain.address}": RATE}),
         STAGE=STAGE,
         POWERTOOLS_TRACE_DISABLED="1",
@@ -145,7 +135,7 @@ def _mapping(moto: MotoServer, queue_url: str, chain: Chain) -> EventSourceMappi
         stream_name=STREAM,
         handler=processor.handler,
         settings=MappingSettings(),
-        failure_bucket=BUCKET,
+        failure_bucket=resources.bucket,
     )
 
 
