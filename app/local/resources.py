@@ -6,6 +6,8 @@ app/names.py, so `ngu-points <command> --stage local` finds them exactly as it f
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,18 @@ class StageResources:
     names: StageNames
     queue_url: str
     bucket: str
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """The event source mapping's knobs (the stack's `consumer` settings; DESIGN §5 values by default)."""
+
+    batch_size: int = 100
+    maximum_retry_attempts: int = 3
+    bisect_batch_on_error: bool = True
+    parallelization_factor: int = 10
+    maximum_record_age_seconds: int = 3600
+    starting_position: str = "TRIM_HORIZON"
 
 
 def create_stage_resources(client: Callable[[str], Any], names: StageNames) -> StageResources:
@@ -52,3 +66,48 @@ def create_stage_resources(client: Callable[[str], Any], names: StageNames) -> S
 def publish_parameters(ssm: Any, names: StageNames, values: dict[str, str]) -> None:
     for key, value in values.items():
         ssm.put_parameter(Name=names.parameter(key), Value=value, Type="String", Overwrite=True)
+
+
+def register_mapping(client: Callable[[str], Any], resources: StageResources, config: MappingConfig) -> str:
+    """The processor function and its Kinesis event source mapping, as records in the emulator.
+
+    moto stores them but runs nothing (it would need Docker): the local mapping emulator reads this
+    mapping's settings and state (`update-event-source-mapping --no-enabled` stops it), so operators and
+    `verify` see the mapping as they see the real one. Returns the mapping's UUID.
+    """
+    names = resources.names
+    role = client("iam").create_role(RoleName=names.processor_role, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    functions = client("lambda")
+    functions.create_function(
+        FunctionName=names.function,
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.processor.handler",
+        Code={"ZipFile": _empty_zip()},
+    )
+    stream_arn = client("kinesis").describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"][
+        "StreamARN"
+    ]
+    mapping = functions.create_event_source_mapping(
+        EventSourceArn=stream_arn,
+        FunctionName=names.function,
+        BatchSize=config.batch_size,
+        StartingPosition=config.starting_position,
+        ParallelizationFactor=config.parallelization_factor,
+        MaximumRetryAttempts=config.maximum_retry_attempts,
+        BisectBatchOnFunctionError=config.bisect_batch_on_error,
+        MaximumRecordAgeInSeconds=config.maximum_record_age_seconds,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        DestinationConfig={"OnFailure": {"Destination": f"arn:aws:s3:::{resources.bucket}"}},
+    )
+    publish_parameters(
+        client("ssm"), names, {n.FUNCTION_PARAMETER: names.function, n.MAPPING_PARAMETER: mapping["UUID"]}
+    )
+    return mapping["UUID"]
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "the local stack runs the handler in process; this archive is a placeholder")
+    return buffer.getvalue()
