@@ -451,6 +451,14 @@ CATALOG: tuple[AlarmSpec, ...] = (
         {"m": _monitor("KinesisPutFailures", "Sum")},
     ),
     AlarmSpec(
+        "MonitorInconsistentReads",
+        "notify",
+        "The node's answers did not prove a range complete (a lagging replica, a reorg mid-read): ranges were re-read.",
+        threshold("monitor_inconsistent_reads"),
+        "monitorInconsistentReads",
+        {"m": _monitor("InconsistentReads", "Sum")},
+    ),
+    AlarmSpec(
         "ReorgsDetected",
         "page",
         "A deep reorg changed blocks the monitor had already published: points may count orphaned events.",

@@ -61,6 +61,7 @@ def dashboard_body(
             [[MONITOR, "BlocksBehind", *stage, {"stat": "Maximum"}], [MONITOR, "ReorgsDetected", *stage]],
             region,
         ),
+        _line("Monitor: ranges re-read (inconsistent node answers)", [[MONITOR, "InconsistentReads", *stage]], region),
         _line(
             "Monitor host: memory, CPU, disk (%)",
             [

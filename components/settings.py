@@ -137,6 +137,7 @@ class Thresholds(_Section):
     monitor_blocks_behind: Positive
     monitor_put_failures: NonNegative
     reorgs_detected: NonNegative
+    monitor_inconsistent_reads: NonNegative
     iterator_age_page_ms: Positive
     iterator_age_notify_ms: Positive
     write_provisioned_exceeded: NonNegative

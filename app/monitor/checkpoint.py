@@ -1,7 +1,19 @@
 """The durable checkpoint: the last block whose every record was acknowledged, with its hash and
-the hashes of recent blocks read (to find the fork point of a deep reorg), in the monitor state
-table (`checkpoint:{chainId}`) or, for development, a JSON file. Deep reorgs are recorded beside it
-(`reorg:{chainId}:{firstOrphanedBlock}`) for the operator and the reconciliation tool.
+a history of published block hashes (to find the fork point of a deep reorg however deep), in the
+monitor state table (`checkpoint:{chainId}`) or, for development, a JSON file. Deep reorgs are
+recorded beside it (`reorg:{chainId}:{firstOrphanedBlock}`) for the operator and the reconciliation
+tool.
+
+The history is every hash of the last HISTORY_DENSE blocks, then sparser with distance (a block
+`d` back is kept if its number is a multiple of the largest power of two <= d / HISTORY_SPACING),
+down to the oldest hash ever published, which is always kept: ~13 entries per doubling of the
+chain's length (~350 back to genesis of a 20M-block chain, ~25 KB), and a fork `d` blocks deep is
+located to within d / HISTORY_SPACING blocks. Thinning keeps multiples of larger powers of two, so
+what survives one thinning survives the next.
+
+Saves never move the stored checkpoint backwards (a DynamoDB condition on the stored block), so a
+second monitor running for a moment beside this one (an instance refresh starts the new host first)
+cannot undo the other's progress; only a deep-reorg rewind moves it back, deliberately.
 
 `Progress` decides what may be saved: range tickets complete in any order, the checkpoint moves
 only across a prefix of completed ranges.
@@ -14,19 +26,20 @@ import os
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-RECENT_HASHES = 128
+HISTORY_DENSE = 128
+HISTORY_SPACING = 16
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     block: int  # -1: nothing published yet
     hash: str | None = None
-    recent: tuple[tuple[int, str], ...] = ()  # (block, hash) of recent blocks read, oldest first
+    recent: tuple[tuple[int, str], ...] = ()  # the history: (block, hash) of published blocks, oldest first
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,47 @@ class Reorg:
         return f"reorg:{self.chain_id}:{self.first_block}"
 
 
+def thin(history: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
+    """The hashes worth keeping of `history` (oldest first): see the module's docstring."""
+    entries = list(history)
+    if len(entries) <= HISTORY_DENSE:
+        return tuple(entries)
+    newest = entries[-1][0]
+    kept = [entries[0]]
+    for number, block_hash in entries[1:]:
+        distance = newest - number
+        if distance < HISTORY_DENSE:
+            kept.append((number, block_hash))
+            continue
+        spacing = 1 << ((distance // HISTORY_SPACING).bit_length() - 1)
+        if number % spacing == 0:
+            kept.append((number, block_hash))
+    return tuple(kept)
+
+
 class CheckpointStore(Protocol):
     def load(self) -> Checkpoint | None: ...
-    def save(self, checkpoint: Checkpoint) -> None: ...
+    def save(self, checkpoint: Checkpoint, *, rewind: bool = False) -> bool: ...
     def record_reorg(self, reorg: Reorg) -> None: ...
+
+
+class MemoryCheckpointStore:
+    """A checkpoint that lives only in the process: the backfill command's, so that it never
+    touches the live one."""
+
+    def __init__(self, checkpoint: Checkpoint | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.reorgs: list[Reorg] = []
+
+    def load(self) -> Checkpoint | None:
+        return self.checkpoint
+
+    def save(self, checkpoint: Checkpoint, *, rewind: bool = False) -> bool:
+        self.checkpoint = checkpoint
+        return True
+
+    def record_reorg(self, reorg: Reorg) -> None:
+        self.reorgs.append(reorg)
 
 
 class DynamoCheckpointStore:
@@ -63,7 +113,9 @@ class DynamoCheckpointStore:
         recent = sorted((int(block), value["S"]) for block, value in item.get("recent", {}).get("M", {}).items())
         return Checkpoint(int(item["block"]["N"]), item.get("hash", {}).get("S"), tuple(recent))
 
-    def save(self, checkpoint: Checkpoint) -> None:
+    def save(self, checkpoint: Checkpoint, *, rewind: bool = False) -> bool:
+        """Store `checkpoint` unless the stored one is further on (another monitor is ahead):
+        then False. `rewind` (after a deep reorg) stores it whatever is there."""
         item: dict[str, Any] = {
             "id": {"S": self.key},
             "chainId": {"N": str(self.chain_id)},
@@ -73,7 +125,20 @@ class DynamoCheckpointStore:
         }
         if checkpoint.hash:
             item["hash"] = {"S": checkpoint.hash}
-        self.client.put_item(TableName=self.table, Item=item)
+        if rewind:
+            self.client.put_item(TableName=self.table, Item=item)
+            return True
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#b) OR #b <= :b",
+                ExpressionAttributeNames={"#b": "block"},
+                ExpressionAttributeValues={":b": {"N": str(checkpoint.block)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def record_reorg(self, reorg: Reorg) -> None:
         item = {
@@ -128,10 +193,13 @@ class FileCheckpointStore:
         recent = tuple((int(block), value) for block, value in document.get("recent", []))
         return Checkpoint(int(document["block"]), document.get("hash"), recent)
 
-    def save(self, checkpoint: Checkpoint) -> None:
+    def save(self, checkpoint: Checkpoint, *, rewind: bool = False) -> bool:
         document = self._read()
+        if not rewind and document.get("block", -1) > checkpoint.block:
+            return False
         document.update(block=checkpoint.block, hash=checkpoint.hash, recent=[list(r) for r in checkpoint.recent])
         self._write(document)
+        return True
 
     def record_reorg(self, reorg: Reorg) -> None:
         document = self._read()
@@ -170,7 +238,7 @@ class Progress:
     def __init__(self, checkpoint: Checkpoint, on_advance: Callable[[Checkpoint], None] | None = None) -> None:
         self.checkpoint = checkpoint
         self._open: deque[Ticket] = deque()
-        self._recent = deque(checkpoint.recent, maxlen=RECENT_HASHES)
+        self._history = list(checkpoint.recent)
         self._on_advance = on_advance
 
     def open(self, first: int, last: int, last_hash: str, hashes: tuple[tuple[int, str], ...] = ()) -> Ticket:
@@ -193,11 +261,11 @@ class Progress:
         done = None
         while self._open and self._open[0].sealed and self._open[0].outstanding == 0:
             done = self._open.popleft()
-            for number, block_hash in done.hashes:
-                if not self._recent or number > self._recent[-1][0]:
-                    self._recent.append((number, block_hash))
+            newest = self._history[-1][0] if self._history else None
+            self._history += [(n, h) for n, h in done.hashes if newest is None or n > newest]
         if done is not None:
-            self.checkpoint = Checkpoint(done.last, done.last_hash, tuple(self._recent))
+            self._history = list(thin(self._history))
+            self.checkpoint = Checkpoint(done.last, done.last_hash, tuple(self._history))
             if self._on_advance:
                 self._on_advance(self.checkpoint)
 
@@ -206,4 +274,4 @@ class Progress:
         if self._open:
             raise RuntimeError("rewind with ranges still open")
         self.checkpoint = checkpoint
-        self._recent = deque(checkpoint.recent, maxlen=RECENT_HASHES)
+        self._history = list(checkpoint.recent)

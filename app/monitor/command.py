@@ -1,7 +1,9 @@
 """`python -m app monitor`: build the monitor from its config file and run it until stopped.
 
 Exit status: 0 after a clean stop (SIGTERM, or --until-block reached), 2 for a configuration error
-(systemd does not restart it: see deploy/ngu-points-monitor.service), 1 when it cannot start.
+(systemd does not restart it: see deploy/ngu-points-monitor.service), 1 for a fatal error (the node
+answers nonsense, a deep reorg whose fork cannot be proven). An unreachable node or AWS at start-up
+is waited for (app/monitor/startup.py), never an exit.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from app import aws
 from app.aws import RETRY_CONFIG
-from app.monitor.checkpoint import CheckpointStore, DynamoCheckpointStore, FileCheckpointStore
-from app.monitor.config import ConfigError, Settings, load_config, resolve
+from app.monitor.backoff import Backoff
+from app.monitor.checkpoint import Checkpoint, CheckpointStore, DynamoCheckpointStore, FileCheckpointStore
+from app.monitor.config import ConfigError, MonitorConfig, Settings, load_config, resolve
 from app.monitor.dynamodb_sink import DynamoDBSink
 from app.monitor.publisher import KinesisPublisher
-from app.monitor.rpc import JsonRpc
-from app.monitor.service import Monitor, StartupError, install_signal_handlers
+from app.monitor.rpc import JsonRpc, RpcUnavailable
+from app.monitor.service import ForkNotFound, Monitor, StartupError, install_signal_handlers
+from app.monitor.startup import Unreachable, Waiter
 from app.monitor.telemetry import Telemetry, logger
 from app.store import Store
 
@@ -37,7 +41,7 @@ def main(config_path: str, until_block: int | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except StartupError as error:
+    except (StartupError, ForkNotFound) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except NoRegionError:
@@ -49,17 +53,39 @@ def main(config_path: str, until_block: int | None = None) -> int:
         return 1
 
 
-async def _run(config, until_block: int | None) -> int:
-    settings = resolve(config, aws.client("ssm"))
+def waiter_for(config: MonitorConfig, telemetry: Telemetry, stopping: asyncio.Event) -> Waiter:
+    return Waiter(
+        telemetry,
+        stopping,
+        backoff=Backoff(base=0.5, cap=config.startup_backoff_cap_seconds),
+        transient=(RpcUnavailable, BotoCoreError),
+    )
+
+
+async def _run(config: MonitorConfig, until_block: int | None) -> int:
+    stopping = asyncio.Event()
+    install_signal_handlers(stopping.set)
     telemetry = Telemetry(aws.client("cloudwatch"), config.stage)
+    waiter = waiter_for(config, telemetry, stopping)
+    settings = await waiter.until_ready("aws", "SSM", lambda: asyncio.to_thread(resolve, config, aws.client("ssm")))
+    if settings is None:
+        return 0
+    if settings.websocket_url:
+        telemetry.gauge("WebSocketConnected", lambda: 0)  # until the subscription is up
     store = _checkpoint_store(settings)
     sink = _sink(settings, telemetry)
     async with JsonRpc(settings.http_rpc_url) as rpc:
-        monitor = Monitor(settings, rpc=rpc, sink=sink, store=store, telemetry=telemetry, until_block=until_block)
-        await monitor.start_checks()
-        await asyncio.to_thread(_check_stores, settings, store)
-        install_signal_handlers(monitor)
-        await monitor.run()
+        monitor = Monitor(
+            settings, rpc=rpc, sink=sink, store=store, telemetry=telemetry, until_block=until_block, stopping=stopping
+        )
+        if not await monitor.start_checks(waiter):
+            return 0
+        stored = await waiter.until_ready(
+            "aws", "DynamoDB/Kinesis", lambda: asyncio.to_thread(_check_stores, settings, store)
+        )
+        if stopping.is_set():
+            return 0
+        await monitor.run(stored, loaded=True)
     return 0
 
 
@@ -85,24 +111,26 @@ def _sink(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | Dynamo
     )
 
 
-def _check_stores(settings: Settings, store: CheckpointStore) -> None:
-    """Name the key when the stream or a table does not exist, rather than retrying forever."""
+def _check_stores(settings: Settings, store: CheckpointStore) -> Checkpoint | None:
+    """The stored checkpoint. Names the key when the stream or a table does not exist, rather
+    than retrying forever; an unreachable AWS is Unreachable (waited for)."""
     config = settings.config
     try:
-        store.load()
+        stored = store.load()
     except ClientError as error:
         raise ConfigError(f"checkpoint_table: cannot read {config.checkpoint_table} ({_code(error)})") from None
     except (ValueError, OSError) as error:
         raise ConfigError(f"checkpoint_file: {error}") from None
     except BotoCoreError as error:
-        raise StartupError(f"checkpoint_table: AWS unreachable ({type(error).__name__})") from None
+        raise Unreachable(f"checkpoint_table: AWS unreachable ({type(error).__name__})") from None
     if config.sink == "kinesis":
         try:
             aws.client("kinesis").describe_stream_summary(StreamName=settings.stream_name)
         except ClientError as error:
             raise ConfigError(f"stream_name: cannot use stream {settings.stream_name} ({_code(error)})") from None
         except BotoCoreError as error:
-            raise StartupError(f"stream_name: AWS unreachable ({type(error).__name__})") from None
+            raise Unreachable(f"stream_name: AWS unreachable ({type(error).__name__})") from None
+    return stored
 
 
 def _code(error: ClientError) -> str:

@@ -37,7 +37,18 @@ class ConfigError(Exception):
 def _address(value: str) -> str:
     if not (len(value) == 42 and value[:2] == "0x" and all(c in "0123456789abcdefABCDEF" for c in value[2:])):
         raise ValueError(f"not a 0x-prefixed 20-byte hex address: {value!r}")
+    digits = value[2:]
+    if digits != digits.lower() and digits != digits.upper() and not _eip55_valid(digits):
+        raise ValueError(f"mixed-case address fails its EIP-55 checksum (a typo?): {value!r}")
     return value.lower()
+
+
+def _eip55_valid(digits: str) -> bool:
+    """EIP-55: a letter is upper case exactly when its nibble of keccak256(lowercase hex) is >= 8."""
+    from eth_hash.auto import keccak  # web3's own keccak; imported only for mixed-case input
+
+    nibbles = keccak(digits.lower().encode()).hex()
+    return all(c == (c.upper() if int(n, 16) >= 8 else c.lower()) for c, n in zip(digits, nibbles, strict=False))
 
 
 def _rpc_url(value: str) -> str:
@@ -94,6 +105,7 @@ class MonitorConfig(BaseModel):
     # two calls write to one shard at once. Against AWS, more calls hide the network round trip.
     publish_concurrency: Annotated[int, Field(ge=1, le=16)] = 1
     checkpoint_interval_seconds: PositiveFloat = 1.0
+    startup_backoff_cap_seconds: PositiveFloat = 30.0  # the longest wait between start-up tries
     metrics_interval_seconds: PositiveFloat = 60.0
 
     @model_validator(mode="after")
@@ -215,8 +227,10 @@ def _parameter(ssm: Any, name: str, key: str) -> str:
         if code == "ParameterNotFound":
             raise ConfigError(f"{key}: SSM parameter {name} not found") from None
         raise ConfigError(f"{key}: cannot read SSM parameter {name} ({code})") from None
-    except BotoCoreError as error:
-        raise ConfigError(f"{key}: cannot read SSM parameter {name} ({type(error).__name__})") from None
+    except BotoCoreError as error:  # AWS unreachable: the caller waits for it
+        from app.monitor.startup import Unreachable
+
+        raise Unreachable(f"{key}: cannot read SSM parameter {name} ({type(error).__name__})") from None
 
 
 def http_url_of(rpc_url: str) -> str:

@@ -1,17 +1,33 @@
-"""The range reader: contiguous block ranges read with `eth_getLogs` over HTTP, plus the headers
-that give each range its timestamps and the hashes that chain it to the previous one.
+"""The range reader: contiguous block ranges read with `eth_getLogs` over HTTP, accepted only when
+the node's answers prove them complete for one chain.
 
-The span adapts: it halves when the provider refuses a range ("range too large", "too many
-results") or a range returns more logs than the target, and doubles back up to the maximum while
-ranges come back small.
+Why these proofs (issue 8): a node can answer `eth_getLogs` from another chain than its headers (a
+reorg between the calls) or from a replica behind the head (load-balanced providers), and an empty
+answer looks exactly like "no events". So every header of the range is fetched (batched, in
+parallel with the logs) and:
+
+- the headers chain: each `parentHash` is the previous header's hash, and the first one's parent is
+  returned for the caller to check against the hash it published last (across range boundaries);
+- a header the node does not have (null) is never accepted: its head is below the range's end;
+- each log's `blockHash` is its header's hash (the logs come from the chain the headers describe);
+- each header's `logsBloom` (committed to by the header hash) is checked for our contracts and the
+  Transfer topic: a block whose bloom may match but that got no log is re-read by
+  `eth_getLogs({blockHash})`, which a node lacking that block must refuse rather than answer `[]`.
+  Logs it finds are merged (counted as a repair); a refusal ends the range before that block.
+
+The extra cost is the headers of blocks without logs (one batched call per 200 blocks) and the
+re-reads of bloom false positives. The span adapts: it halves when the provider refuses a range
+("range too large", "too many results") or a range returns more logs than the target, and doubles
+back up to the maximum while ranges come back small.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.events import ChainEvent
 from app.monitor.config import ContractConfig
@@ -20,6 +36,7 @@ from app.monitor.rpc import JsonRpc, RpcError
 
 HEADER_BATCH = 200
 INITIAL_SPAN = 4
+EMPTY_BLOOM = "0x" + "0" * 512
 # Providers word their log limits differently (block range, result count, response size).
 _LIMIT_MESSAGE = re.compile(
     r"range|too many|too large|more than|limit|exceed|response size|max results|timeout", re.IGNORECASE
@@ -32,6 +49,7 @@ class Block:
     hash: str
     parent_hash: str
     timestamp: int
+    bloom: str = EMPTY_BLOOM
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +61,19 @@ class Range:
     parent_hash: str  # the parent of `first`: must be the hash of the last block read before it
     last_hash: str
     events: list[ChainEvent]
-    hashes: tuple[tuple[int, str], ...]  # every block hash this read saw, the parent of `first` included
+    hashes: tuple[tuple[int, str], ...]  # every block hash of the range, the parent of `first` included
+    repairs: tuple[str, ...] = ()  # what the first answers lacked and a re-read supplied
 
 
-class ChainMoved(Exception):
-    """The node's answers disagree (a log's block hash is not the header's): read the range again."""
+class InconsistentRead(Exception):
+    """The node's answers do not prove the range complete: nothing of it is used; read it again."""
 
 
-class MissingBlock(Exception):
+class ChainMoved(InconsistentRead):
+    """The answers describe different chains (a log's block hash is not the header's, headers do not chain)."""
+
+
+class MissingBlock(InconsistentRead):
     """The node does not have a block it should have (it is behind, or the chain got shorter)."""
 
 
@@ -75,38 +98,74 @@ class RangeReader:
         self.target_logs = target_logs
         self.span = min(max_span, INITIAL_SPAN)  # small first: publishing starts while reading goes on
         self.shrinks = 0
+        self._bloom: BloomFilter | None = None  # built on first use: keccak's import is off the start path
 
     async def head(self) -> int:
         return int(await self.rpc.call("eth_blockNumber"), 16)
 
     async def read(self, first: int, last: int) -> Range:
-        """Read from `first` up to at most `last`; the range returned ends where the span allowed."""
+        """Read from `first` up to at most `last`; the range returned ends where the span allowed
+        (or before a block whose logs the node could not prove)."""
         while True:
             end = min(last, first + self.span - 1)
+            logs_call = asyncio.ensure_future(self.rpc.call("eth_getLogs", [self._filter(first, end)]))
+            headers_call = asyncio.ensure_future(self.blocks(range(first, end + 1)))
             try:
-                logs = await self.rpc.call("eth_getLogs", [self._filter(first, end)])
+                logs = await logs_call
             except RpcError as error:
+                headers_call.cancel()
+                await asyncio.gather(headers_call, return_exceptions=True)
                 if not is_limit_error(error) or end == first:
                     raise
                 self.span = max(1, (end - first + 1) // 2)
                 self.shrinks += 1
                 continue
+            except BaseException:
+                headers_call.cancel()
+                await asyncio.gather(headers_call, return_exceptions=True)
+                raise
+            blocks = await headers_call
             break
         self._adapt(end - first + 1, len(logs))
-        needed = {first, end} | {log_block(log) for log in logs}
-        blocks = await self.blocks(sorted(needed))
-        for log in logs:
-            if log["blockHash"].lower() != blocks[log_block(log)].hash:
-                raise ChainMoved(f"block {log_block(log)}: log block hash differs from the header")
+        _check_chain(blocks, first, end)
+        by_block = _logs_by_block(logs, blocks, first, end)
+        end, repairs = await self._complete(blocks, by_block, first, end)
         events = decode_transfers(
-            logs,
+            [log for number in sorted(by_block) if number <= end for log in by_block[number]],
             chain_id=self.chain_id,
             timestamps={number: block.timestamp for number, block in blocks.items()},
             start_blocks=self.start_blocks,
         )
-        parent = blocks[first].parent_hash
-        hashes = ((first - 1, parent), *((number, blocks[number].hash) for number in sorted(blocks)))
-        return Range(first, end, parent, blocks[end].hash, events, hashes)
+        hashes = ((first - 1, blocks[first].parent_hash), *((n, blocks[n].hash) for n in range(first, end + 1)))
+        return Range(first, end, blocks[first].parent_hash, blocks[end].hash, events, hashes, repairs)
+
+    async def _complete(
+        self, blocks: Mapping[int, Block], by_block: dict[int, list[dict[str, Any]]], first: int, end: int
+    ) -> tuple[int, tuple[str, ...]]:
+        """Re-read by hash every block whose bloom may hold our Transfer but that got no log.
+        Returns the end of the proven prefix and the repairs made."""
+        if self._bloom is None:
+            self._bloom = BloomFilter(list(self.start_blocks), TRANSFER_TOPIC)
+        suspects = [n for n in range(first, end + 1) if n not in by_block and self._bloom.may_contain(blocks[n].bloom)]
+        if not suspects:
+            return end, ()
+        answers = await self.rpc.batch(
+            "eth_getLogs", [[self._filter_hash(blocks[n].hash)] for n in suspects], return_errors=True
+        )
+        repairs = []
+        for number, answer in zip(suspects, answers, strict=True):
+            if isinstance(answer, RpcError) or not isinstance(answer, list):
+                if number == first:
+                    raise MissingBlock(f"block {number}: the bloom may hold our logs and the node cannot read them")
+                repairs.append(f"block {number}: logs unreadable by hash; range ended before it")
+                return number - 1, tuple(repairs)
+            for log in answer:
+                if log["blockHash"].lower() != blocks[number].hash or log_block(log) != number:
+                    raise ChainMoved(f"block {number}: a log read by hash belongs to another block")
+            if answer:
+                by_block[number] = answer
+                repairs.append(f"block {number}: {len(answer)} logs missing from the range answer")
+        return end, tuple(repairs)
 
     async def blocks(self, numbers: Sequence[int]) -> dict[int, Block]:
         """Headers by number, batched; each block fetched once however many logs it has."""
@@ -116,11 +175,19 @@ class RangeReader:
         )
         blocks = {}
         for chunk, headers in zip(chunks, answers, strict=True):
+            if len(headers) != len(chunk):
+                raise MissingBlock(f"blocks {chunk[0]}..{chunk[-1]}: the node answered {len(headers)} of {len(chunk)}")
             for number, header in zip(chunk, headers, strict=True):
                 if header is None:
                     raise MissingBlock(f"block {number}: the node does not have it")
+                if int(header["number"], 16) != number:
+                    raise ChainMoved(f"block {number}: the node answered block {header['number']}")
                 blocks[number] = Block(
-                    number, header["hash"].lower(), header["parentHash"].lower(), int(header["timestamp"], 16)
+                    number,
+                    header["hash"].lower(),
+                    header["parentHash"].lower(),
+                    int(header["timestamp"], 16),
+                    header.get("logsBloom") or EMPTY_BLOOM,
                 )
         return blocks
 
@@ -132,8 +199,56 @@ class RangeReader:
             "topics": [TRANSFER_TOPIC],
         }
 
+    def _filter_hash(self, block_hash: str) -> dict[str, object]:
+        return {"blockHash": block_hash, "address": list(self.start_blocks), "topics": [TRANSFER_TOPIC]}
+
     def _adapt(self, span: int, logs: int) -> None:
         if logs > self.target_logs and span > 1:
             self.span = max(1, span // 2)
         elif logs < self.target_logs // 4 and span >= self.span:
             self.span = min(self.max_span, self.span * 2)
+
+
+def _check_chain(blocks: Mapping[int, Block], first: int, end: int) -> None:
+    for number in range(first + 1, end + 1):
+        if blocks[number].parent_hash != blocks[number - 1].hash:
+            raise ChainMoved(f"block {number}: its parent is not the header read for block {number - 1}")
+
+
+def _logs_by_block(
+    logs: Sequence[dict[str, Any]], blocks: Mapping[int, Block], first: int, end: int
+) -> dict[int, list[dict[str, Any]]]:
+    by_block: dict[int, list[dict[str, Any]]] = {}
+    for log in logs:
+        number = log_block(log)
+        if not first <= number <= end:
+            raise ChainMoved(f"block {number}: a log outside the range {first}..{end}")
+        if log.get("removed") or log["blockHash"].lower() != blocks[number].hash:
+            raise ChainMoved(f"block {number}: log block hash differs from the header")
+        by_block.setdefault(number, []).append(log)
+    return by_block
+
+
+class BloomFilter:
+    """The 2048-bit Ethereum log bloom (yellow paper §4.3.1): each address and topic sets the three
+    bits named by the low 11 bits of the first three byte pairs of its keccak-256."""
+
+    def __init__(self, addresses: Sequence[str], topic: str) -> None:
+        self.addresses = [_bloom_bits(bytes.fromhex(a.removeprefix("0x"))) for a in addresses]
+        self.topic = _bloom_bits(bytes.fromhex(topic.removeprefix("0x")))
+
+    def may_contain(self, bloom: str) -> bool:
+        if bloom == EMPTY_BLOOM:
+            return False
+        value = int(bloom, 16)
+        return value & self.topic == self.topic and any(value & mask == mask for mask in self.addresses)
+
+
+def _bloom_bits(value: bytes) -> int:
+    from eth_hash.auto import keccak  # web3's own keccak (pycryptodome backend)
+
+    digest = keccak(value)
+    mask = 0
+    for i in (0, 2, 4):
+        mask |= 1 << (((digest[i] << 8) | digest[i + 1]) & 2047)
+    return mask

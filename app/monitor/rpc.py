@@ -49,8 +49,11 @@ class JsonRpc:
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
         return _result(method, await self._post(request, method))
 
-    async def batch(self, method: str, params_list: Sequence[Sequence[Any]]) -> list[Any]:
-        """One HTTP request carrying one call of `method` per params; results in the same order."""
+    async def batch(
+        self, method: str, params_list: Sequence[Sequence[Any]], *, return_errors: bool = False
+    ) -> list[Any]:
+        """One HTTP request carrying one call of `method` per params; results in the same order.
+        With `return_errors`, a call the node refused is its RpcError in the list instead of raised."""
         if not params_list:
             return []
         first = next(self._ids)
@@ -60,11 +63,21 @@ class JsonRpc:
         ]
         self._ids = itertools.count(first + len(requests))
         answers = await self._post(requests, method)
-        if not isinstance(answers, list):
-            # Some nodes answer a whole batch with one error object.
-            return [_result(method, answers)]
-        by_id = {answer.get("id"): answer for answer in answers}
-        return [_result(method, by_id.get(request["id"], {})) for request in requests]
+        if isinstance(answers, dict):  # some nodes answer a whole batch with one error object
+            by_id = {request["id"]: answers for request in requests}
+        elif isinstance(answers, list):
+            by_id = {answer.get("id"): answer for answer in answers if isinstance(answer, dict)}
+        else:
+            raise RpcError(method, None, f"batch answer is a {type(answers).__name__}, not a list")
+        results = []
+        for request in requests:
+            try:
+                results.append(_result(method, by_id.get(request["id"], {})))
+            except RpcError as error:
+                if not return_errors:
+                    raise
+                results.append(error)
+        return results
 
     async def _post(self, body: Any, method: str) -> Any:
         if self._session is None:
@@ -78,7 +91,9 @@ class JsonRpc:
             raise RpcUnavailable(f"{method}: {type(error).__name__}") from None
 
 
-def _result(method: str, answer: dict[str, Any]) -> Any:
+def _result(method: str, answer: Any) -> Any:
+    if not isinstance(answer, dict):
+        raise RpcError(method, None, f"answer is a {type(answer).__name__}, not a JSON-RPC object")
     if "error" in answer:
         error = answer["error"] or {}
         raise RpcError(method, error.get("code"), str(error.get("message", error)))

@@ -1,9 +1,15 @@
 """The monitor service: wires head tracking, range reading, the sink and the checkpoint together.
 
 The reader loop is the only writer of the cursor (the last block read). It reads confirmed ranges
-`(cursor, head - confirmations]`, checks that each chains to the hash of the block before it, and
-hands the events to the sink, which holds it back when full. The checkpoint follows acknowledgements
-(Progress) and is saved every `checkpoint_interval_seconds` and at shutdown.
+`(cursor, head - confirmations]` (each proven complete by the range reader), checks that each
+chains to the hash of the block before it, and hands the events to the sink, which holds it back
+when full. The checkpoint follows acknowledgements (Progress) and is saved every
+`checkpoint_interval_seconds` and at shutdown.
+
+A range that does not chain to the cursor is a reorg deeper than the confirmations: the monitor
+lets every record in flight be acknowledged, walks its hash history back to the newest published
+hash that is still canonical, records the reorg, rewinds the checkpoint there and reads on. If no
+published hash is canonical any more it stops (ForkNotFound) with the checkpoint where it was.
 """
 
 from __future__ import annotations
@@ -19,11 +25,13 @@ from app.monitor.backoff import Backoff
 from app.monitor.checkpoint import Checkpoint, CheckpointStore, Progress, Reorg, Ticket
 from app.monitor.config import ConfigError, Settings, redact
 from app.monitor.heads import HeadWatcher
-from app.monitor.ranges import ChainMoved, MissingBlock, Range, RangeReader
+from app.monitor.ranges import InconsistentRead, Range, RangeReader
 from app.monitor.rpc import JsonRpc, RpcError, RpcUnavailable
+from app.monitor.startup import Waiter
 from app.monitor.telemetry import Telemetry, logger
 
-READ_ERRORS = (RpcUnavailable, RpcError, ChainMoved, MissingBlock, KeyError, ValueError, TypeError)
+READ_ERRORS = (RpcUnavailable, RpcError, KeyError, ValueError, TypeError, AttributeError, IndexError)
+INCONSISTENT_BACKOFF = Backoff(base=0.1, cap=2.0)
 
 
 class Sink(Protocol):
@@ -33,7 +41,11 @@ class Sink(Protocol):
 
 
 class StartupError(Exception):
-    """The monitor cannot start (e.g. the node is unreachable); one line, exit status 1."""
+    """The monitor cannot start (e.g. the node's answers make no sense); one line, exit status 1."""
+
+
+class ForkNotFound(Exception):
+    """A deep reorg whose fork point no kept hash proves: stop, the checkpoint where it was."""
 
 
 @dataclass
@@ -53,6 +65,7 @@ class Monitor:
         telemetry: Telemetry,
         until_block: int | None = None,
         on_checkpoint: Callable[[Checkpoint], None] | None = None,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         config = settings.config
         self.settings = settings
@@ -71,7 +84,7 @@ class Monitor:
             target_logs=config.target_logs_per_range,
         )
         self.heads = HeadWatcher(settings.websocket_url) if settings.websocket_url else None
-        self.stopping = asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
         self.head: int | None = None
         self.progress: Progress | None = None
         self._saved: Checkpoint | None = None
@@ -79,20 +92,29 @@ class Monitor:
     def stop(self) -> None:
         self.stopping.set()
 
-    async def start_checks(self) -> None:
-        """Fail fast with one line when the node is unreachable or is another chain."""
+    async def start_checks(self, waiter: Waiter) -> bool:
+        """Wait (with backoff, one warning a try) until the node answers; then check that it
+        serves the configured chain. False when a stop was requested while waiting."""
+        answer = await waiter.until_ready(
+            "rpc_url", redact(self.settings.http_rpc_url), lambda: asyncio.wait_for(self.rpc.call("eth_chainId"), 10)
+        )
+        if answer is None:
+            return False
         try:
-            chain_id = int(await asyncio.wait_for(self.rpc.call("eth_chainId"), 10), 16)
-        except (RpcUnavailable, RpcError, TimeoutError) as error:
-            reason = type(error).__name__ if isinstance(error, TimeoutError) else str(error)
+            chain_id = int(answer, 16)
+        except (TypeError, ValueError):
             raise StartupError(
-                f"rpc_url: node unreachable at {redact(self.settings.http_rpc_url)} ({reason})"
+                f"rpc_url: eth_chainId from {redact(self.settings.http_rpc_url)} answered {str(answer)[:40]!r}, "
+                "not a hex quantity"
             ) from None
         if chain_id != self.config.chain_id:
             raise ConfigError(f"chain_id: the config says {self.config.chain_id}, the node serves chain {chain_id}")
+        return True
 
-    async def run(self) -> None:
-        stored = await asyncio.to_thread(self.store.load)
+    async def run(self, stored: Checkpoint | None = None, *, loaded: bool = False) -> None:
+        """Run until stopped (or --until-block). `loaded`: `stored` was already read from the store."""
+        if not loaded:
+            stored = await asyncio.to_thread(self.store.load)
         first = min(c.start_block for c in self.config.contracts)
         checkpoint = stored or Checkpoint(first - 1)
         self.progress = Progress(checkpoint, self._advanced)
@@ -156,10 +178,13 @@ class Monitor:
                 target = self.head - self.config.confirmations
                 if self.until_block is not None:
                     target = min(target, self.until_block)
+                if cursor.block > target and cursor.hash is not None:
+                    cursor = await self._check_shorter_chain(cursor)
                 while cursor.block < target and not self.stopping.is_set():
                     found = await self.reader.read(cursor.block + 1, target)
+                    self._count_repairs(found)
                     if cursor.hash is not None and found.parent_hash != cursor.hash:
-                        cursor = await self._deep_reorg(cursor, found)
+                        cursor = await self._deep_reorg(cursor, found.parent_hash)
                         continue
                     await self._hand_over(found)
                     cursor = Cursor(found.last, found.last_hash)
@@ -167,6 +192,15 @@ class Monitor:
                 if self.until_block is not None and cursor.block >= target:
                     self._until_reached(cursor)
                     return
+            except InconsistentRead as error:
+                errors += 1
+                self.telemetry.count("InconsistentReads")
+                logger.warning(
+                    "range re-read: the node's answers are inconsistent",
+                    extra={"reason": str(error), "after_block": cursor.block, "attempt": errors},
+                )
+                await self._sleep(INCONSISTENT_BACKOFF.delay(errors))
+                waited = True
             except READ_ERRORS as error:
                 errors += 1
                 self.telemetry.count("ProcessingErrors")
@@ -189,17 +223,47 @@ class Monitor:
             await self.sink.submit(event, ticket)
         self.progress.seal(ticket)
 
-    async def _deep_reorg(self, cursor: Cursor, found: Range) -> Cursor:
-        """A range that does not chain to what was published: a reorg deeper than the confirmations.
-        Record the orphaned range, then go on from the newest block still canonical."""
+    def _count_repairs(self, found: Range) -> None:
+        for repair in found.repairs:
+            self.telemetry.count("InconsistentReads")
+            logger.warning(
+                "range re-read: the node's answers are inconsistent",
+                extra={"reason": repair, "first_block": found.first, "last_block": found.last},
+            )
+
+    async def _check_shorter_chain(self, cursor: Cursor) -> Cursor:
+        """The confirmed head is below the cursor: a lagging node, or a reorg to a shorter chain.
+        Only another hash at the cursor's block proves the reorg (a lagging node lacks the block)."""
+        try:
+            [block] = (await self.reader.blocks([cursor.block])).values()
+        except InconsistentRead:
+            return cursor
+        if block.hash == cursor.hash:
+            return cursor
+        return await self._deep_reorg(cursor, block.hash)
+
+    async def _deep_reorg(self, cursor: Cursor, canonical_hash: str | None) -> Cursor:
+        """What was published no longer chains: a reorg deeper than the confirmations. Walk the
+        hash history back to the newest published block still canonical, record the orphaned
+        range, and go on from there. Every record in flight is acknowledged first, so the
+        checkpoint is the cursor and the rewind cannot race a save."""
         await self.sink.drain()
-        recent = self.progress.checkpoint.recent
-        canonical = await self._canonical_hashes([number for number, _ in recent])
-        fork = next(((n, h) for n, h in reversed(recent) if canonical.get(n) == h), None)
-        # No hash kept is canonical any more: the fork is older than what is kept; go back that far.
-        first_orphaned = fork[0] + 1 if fork else (recent[0][0] if recent else cursor.block)
-        reorg = Reorg(self.config.chain_id, first_orphaned, cursor.block, cursor.hash, found.parent_hash)
+        history = self.progress.checkpoint.recent
+        canonical = await self._canonical_hashes([n for n, _ in history])
+        # The parent of block 0 (number -1) cannot be reorganised away.
+        fork = next(((n, h) for n, h in reversed(history) if n < 0 or canonical.get(n) == h), None)
         self.telemetry.count("ReorgsDetected")
+        if fork is None:
+            oldest = history[0][0] if history else cursor.block
+            logger.error(
+                "deep reorg: no published block hash is canonical; cannot find the fork, stopping",
+                extra={"published_through": cursor.block, "oldest_kept_block": oldest, "kept_hashes": len(history)},
+            )
+            raise ForkNotFound(
+                f"deep reorg: none of the {len(history)} published block hashes back to block {oldest} is "
+                f"canonical on the node; the fork cannot be proven (checkpoint left at block {cursor.block})"
+            )
+        reorg = Reorg(self.config.chain_id, fork[0] + 1, cursor.block, cursor.hash, canonical_hash)
         logger.error(
             "deep reorg: published blocks were orphaned; recorded for reconciliation",
             extra={
@@ -211,19 +275,17 @@ class Monitor:
             },
         )
         await asyncio.to_thread(self.store.record_reorg, reorg)
-        kept = tuple((n, h) for n, h in recent if fork and n <= fork[0])
-        resumed = Checkpoint(fork[0], fork[1], kept) if fork else Checkpoint(first_orphaned - 1)
+        resumed = Checkpoint(fork[0], fork[1], tuple((n, h) for n, h in history if n <= fork[0]))
         self.progress.rewind(resumed)
-        await asyncio.to_thread(self._save)
+        await asyncio.to_thread(self._save, True)
         return Cursor(resumed.block, resumed.hash)
 
     async def _canonical_hashes(self, numbers: list[int]) -> dict[int, str]:
+        """The node's hashes of `numbers` up to its head; a block it lacks below its head raises
+        InconsistentRead, so the walk is tried again rather than misjudged."""
         head = await self.reader.head()
         present = [n for n in numbers if 0 <= n <= head]
-        try:
-            return {n: block.hash for n, block in (await self.reader.blocks(present)).items()}
-        except MissingBlock:
-            return {}
+        return {n: block.hash for n, block in (await self.reader.blocks(present)).items()}
 
     async def _wait_for_head(self) -> None:
         timeout = self.config.poll_interval_seconds
@@ -254,10 +316,14 @@ class Monitor:
                 self.telemetry.count("ProcessingErrors")
                 logger.warning("checkpoint not saved; retrying", extra={"error": repr(error)})
 
-    def _save(self) -> None:
+    def _save(self, rewind: bool = False) -> None:
         checkpoint = self.progress.checkpoint
-        if checkpoint != self._saved:
-            self.store.save(checkpoint)
+        if checkpoint != self._saved or rewind:
+            if not self.store.save(checkpoint, rewind=rewind):
+                logger.info(
+                    "checkpoint not saved: the stored one is further on (another monitor is running)",
+                    extra={"checkpoint": checkpoint.block},
+                )
             self._saved = checkpoint
 
     def _advanced(self, checkpoint: Checkpoint) -> None:
@@ -271,7 +337,7 @@ class Monitor:
         return max(0, self.head - self.config.confirmations - self.progress.checkpoint.block)
 
 
-def install_signal_handlers(monitor: Monitor) -> None:
+def install_signal_handlers(stop: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, monitor.stop)
+        loop.add_signal_handler(signum, stop)

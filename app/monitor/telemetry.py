@@ -16,7 +16,14 @@ import psutil
 from aws_lambda_powertools import Logger
 
 NAMESPACE = "NGUPoints/EventMonitor"
-COUNTERS = ("EventsIngested", "EventsPublished", "KinesisPutFailures", "ProcessingErrors", "ReorgsDetected")
+COUNTERS = (
+    "EventsIngested",
+    "EventsPublished",
+    "KinesisPutFailures",
+    "ProcessingErrors",
+    "ReorgsDetected",
+    "InconsistentReads",
+)
 METRIC_DATA_LIMIT = 1000
 
 logger = Logger(service="ngu-points-monitor")
@@ -58,14 +65,17 @@ class Telemetry:
             if datum["MetricName"] in COUNTERS:
                 self.counts[datum["MetricName"]] += int(datum["Value"])
 
-    def flush(self) -> None:
+    def flush(self, quiet: bool = False) -> None:
+        """Send this interval's metrics; if CloudWatch fails they are kept for the next flush
+        (`quiet`: without a log line, for callers that already log one line per attempt)."""
         data = self.snapshot()
         try:
             for start in range(0, len(data), METRIC_DATA_LIMIT):
                 self.cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + METRIC_DATA_LIMIT])
         except Exception as error:
             self.restore(data)
-            logger.warning("metrics not sent; kept for the next flush", extra={"error": type(error).__name__})
+            if not quiet:
+                logger.warning("metrics not sent; kept for the next flush", extra={"error": type(error).__name__})
 
     async def run(self, interval: float) -> None:
         while True:

@@ -1,11 +1,13 @@
-"""Bad configuration, an unreachable node, a missing SSM parameter: one line naming it, non-zero exit."""
+"""Bad configuration, a node answering nonsense, a missing SSM parameter: one line naming it, non-zero
+exit. An unreachable node is waited for, one warning line a try."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.monitor.config import ConfigError, load_config, redact, resolve
-from tests.monitor.harness import Aws, free_port, run_monitor, write_config
+from tests.monitor.harness import Aws, MonitorProcess, free_port, run_monitor, wait_until, write_config
+from tests.support.rpc_proxy import RpcProxy, result
 
 ADDRESS = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 VALID = {
@@ -37,6 +39,11 @@ def with_(**changes):
         (with_(chain_id=None), "chain_id: missing"),
         (with_(contracts=[{"address": "0x1234", "start_block": 0}]), "contracts[0].address: not a 0x-prefixed"),
         (with_(contracts=[{"address": ADDRESS, "start": 0}]), "contracts[0].start: unknown key"),
+        (
+            # the EIP-55 form is 0x5FbDB2315678afecb367f032d93F642f64180aa3: one letter's case changed
+            with_(contracts=[{"address": "0x5FbDB2315678afecb367f032d93F642f64180aA3", "start_block": 0}]),
+            "contracts[0].address: mixed-case address fails its EIP-55 checksum",
+        ),
         (with_(contracts=[]), "contracts: "),
         (with_(confirmations=-1), "confirmations: Input should be greater than or equal to 0"),
         (with_(rpc_url="ftp://node"), "rpc_url: expected a ws://"),
@@ -92,19 +99,51 @@ def test_cli_exits_2_naming_the_key(tmp_path, moto):
     assert "contracts[0].address" in result.stderr
 
 
+def test_checksummed_and_single_case_addresses_are_accepted(tmp_path):
+    for address in ("0x5FbDB2315678afecb367f032d93F642f64180aa3", ADDRESS, ADDRESS.upper().replace("0X", "0x")):
+        path = write_config(tmp_path / "monitor.yaml", **with_(contracts=[{"address": address, "start_block": 0}]))
+        assert load_config(path).contracts[0].address == ADDRESS
+
+
 @pytest.mark.integration
-def test_unreachable_node_is_named_and_exits_non_zero(tmp_path, moto):
+def test_an_unreachable_node_is_waited_for_one_line_a_try_and_sigterm_stops_it(tmp_path, moto):
     aws = Aws(moto).create()
     port = free_port()
     path = write_config(
         tmp_path / "monitor.yaml",
-        **with_(rpc_url=f"ws://127.0.0.1:{port}", stream_name=aws.stream, checkpoint_table=aws.monitor_table),
+        **with_(
+            rpc_url=f"ws://127.0.0.1:{port}",
+            stream_name=aws.stream,
+            checkpoint_table=aws.monitor_table,
+            startup_backoff_cap_seconds=0.1,
+        ),
     )
-    result = run_monitor(path, moto, "--until-block", "10", timeout=60)
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: rpc_url: node unreachable at http://127.0.0.1:{port}")
+    monitor = MonitorProcess(path, moto, tmp_path / "monitor.log")
+    wait_until(lambda: len(tries(monitor)) >= 3, 30, what="three start-up tries")
+    assert monitor.stop() == 0, "a stop while waiting is a clean stop"
+    [first, *_] = tries(monitor)
+    assert first["level"] == "WARNING"
+    assert first["message"].startswith(f"rpc_url: http://127.0.0.1:{port} unreachable (eth_chainId: ")
+
+
+def tries(monitor: MonitorProcess) -> list[dict]:
+    return [line for line in monitor.logs() if "unreachable" in str(line.get("message"))]
+
+
+@pytest.mark.integration
+def test_a_node_answering_a_non_hex_chain_id_is_named_in_one_line(tmp_path, moto, anvil):
+    aws = Aws(moto).create()
+    with RpcProxy(anvil.http_url) as proxy:
+        proxy.rules.append(lambda call, _: result(call, "mainnet") if call.get("method") == "eth_chainId" else None)
+        path = write_config(
+            tmp_path / "monitor.yaml",
+            **with_(http_rpc_url=proxy.url, stream_name=aws.stream, checkpoint_table=aws.monitor_table),
+        )
+        completed = run_monitor(path, moto, "--until-block", "1", timeout=60)
+    assert completed.returncode == 1
+    assert completed.stderr.strip() == (
+        f"error: rpc_url: eth_chainId from {proxy.url} answered 'mainnet', not a hex quantity"
+    )
 
 
 @pytest.mark.integration
