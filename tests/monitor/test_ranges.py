@@ -4,6 +4,7 @@ evidence (hashes), and the checkpoint's rule of advancing only across completed 
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -278,7 +279,7 @@ def test_the_hash_history_keeps_recent_blocks_and_sparse_ones_back_to_the_first(
     assert numbers == sorted(set(numbers)) and numbers[0] == start - 1 and numbers[-1] == newest
     assert all(h == f"h{n}" for n, h in history)
     assert set(range(max(start - 1, newest - HISTORY_DENSE + 1), newest + 1)) <= set(numbers)
-    for older, newer in zip(numbers, numbers[1:], strict=False):
+    for older, newer in itertools.pairwise(numbers):
         # a fork anywhere is located to within 1/HISTORY_SPACING of its depth (+1 for the ends)
         assert newer - older <= max(1, (newest - older) // HISTORY_SPACING) + 1
     assert len(history) <= HISTORY_DENSE + HISTORY_SPACING * 2 * max(1, (newest - start + 2).bit_length())

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 DESIGN_METRICS = {
     "WebSocketConnected",
+    "InconsistentReads",
     "EventsIngested",
     "EventsPublished",
     "KinesisPutFailures",
