@@ -28,6 +28,8 @@ def test_the_unit_runs_the_monitor_as_the_host_installs_it():
     assert unit["EnvironmentFile"] == ["/etc/ngu-points/monitor.env"]
     assert unit["Restart"] == ["on-failure"]
     assert unit["RestartPreventExitStatus"] == ["2"], "a config error (exit 2) is not restarted in a loop"
+    assert unit["StartLimitIntervalSec"] == ["0"], "no start limit can leave the monitor stopped"
+    assert "StartLimitBurst" not in unit
     for hardening in ("NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp"):
         assert unit[hardening] != ["no"], hardening
 
