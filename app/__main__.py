@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +100,12 @@ COMMANDS = [
         "leaderboard", "the top holders by points now (or --at)", _ops_arguments("leaderboard"), _ops("leaderboard")
     ),
     Command("redrive", "put failed or quarantined records back on the stream", _redrive_arguments, _redrive),
+    Command(
+        "backfill",
+        "publish a historical block range through the monitor's reader and sink; the live checkpoint untouched",
+        lambda parser: importlib.import_module("app.monitor.backfill").arguments(parser),
+        lambda args: importlib.import_module("app.monitor.backfill").run(args),
+    ),
 ]
 
 

@@ -73,7 +73,7 @@ async def _run(config: MonitorConfig, until_block: int | None) -> int:
     if settings.websocket_url:
         telemetry.gauge("WebSocketConnected", lambda: 0)  # until the subscription is up
     store = _checkpoint_store(settings)
-    sink = _sink(settings, telemetry)
+    sink = sink_for(settings, telemetry)
     async with JsonRpc(settings.http_rpc_url) as rpc:
         monitor = Monitor(
             settings, rpc=rpc, sink=sink, store=store, telemetry=telemetry, until_block=until_block, stopping=stopping
@@ -96,7 +96,7 @@ def _checkpoint_store(settings: Settings) -> CheckpointStore:
     return DynamoCheckpointStore(aws.client("dynamodb"), config.checkpoint_table, config.chain_id)
 
 
-def _sink(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | DynamoDBSink:
+def sink_for(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | DynamoDBSink:
     config = settings.config
     if config.sink == "dynamodb":
         store = Store(config.tokens_table, config.points_table)

@@ -1,0 +1,207 @@
+"""`python -m app backfill --config MONITOR_CONFIG --from-block A --to-block B [--json]`: publish a
+historical block range through the monitor's own range reader (the same completeness proofs) and
+its configured sink, without touching the live checkpoint.
+
+It replaces the hand edit of the checkpoint item (docs/operations.md §4): the running monitor goes
+on where it is, and the range is read and published beside it. Re-publishing is safe: the consumer
+skips every event at or below a token's `lastSeq`. Its own progress lives in memory only, so an
+interrupted backfill is simply run again.
+
+Exit status: 0 published, 1 something missing (the node, AWS, the stream), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from app.events import ChainEvent
+from app.monitor.checkpoint import Checkpoint, MemoryCheckpointStore, Ticket
+from app.monitor.config import ConfigError, Settings, load_config, redact, resolve
+from app.monitor.rpc import JsonRpc, RpcError, RpcUnavailable
+from app.monitor.service import ForkNotFound, Monitor, Sink, install_signal_handlers
+from app.monitor.startup import Unreachable
+from app.monitor.telemetry import Telemetry, logger
+
+
+class Missing(Exception):
+    """Something the backfill needs does not answer or does not exist: exit 1."""
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Publish blocks A..B (inclusive, confirmed) through the monitor's range reader - every range "
+        "proven complete as the live monitor proves it - to the sink its config names (Kinesis or the "
+        "tables). The live checkpoint is neither read nor written: the running monitor is unaffected, "
+        "and the consumer skips what it already applied. Exit 0 done, 1 missing (node, AWS, stream), "
+        "2 bad input."
+    )
+    parser.add_argument("--config", required=True, metavar="MONITOR_CONFIG", help="the monitor's YAML config")
+    parser.add_argument("--from-block", required=True, type=_block, metavar="A", help="first block to publish")
+    parser.add_argument("--to-block", required=True, type=_block, metavar="B", help="last block (confirmed)")
+    parser.add_argument("--json", action="store_true", help="print what was published as one JSON object")
+
+
+def _block(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a block number, got {text!r}")
+    return int(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    logger.setLevel(logging.WARNING)
+    for handler in logger.handlers:  # stdout is for the result; warnings go to stderr
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    try:
+        if args.from_block > args.to_block:
+            raise ConfigError(f"--from-block: {args.from_block} is after --to-block {args.to_block}")
+        config = load_config(args.config)
+        report = asyncio.run(_backfill(config, args.from_block, args.to_block))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (Missing, Unreachable, ForkNotFound) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(
+            f"published {report['events']} events of blocks {report['from_block']}..{report['to_block']} "
+            f"to {report['sink']} {report['destination']} (live checkpoint untouched)"
+        )
+    return 0
+
+
+async def _backfill(config: Any, first: int, last: int) -> dict[str, Any]:
+    from app import aws
+    from app.monitor.command import sink_for
+
+    settings = await asyncio.to_thread(resolve, config, aws.client("ssm"))
+    # No WebSocket: a historical range needs no doorbell.
+    settings = dataclasses.replace(settings, rpc_url=settings.http_rpc_url)
+    telemetry = Telemetry(aws.client("cloudwatch"), config.stage)
+    await asyncio.to_thread(_check_destination, settings)
+    sink = Recording(sink_for(settings, telemetry))
+    started = time.monotonic()
+    async with JsonRpc(settings.http_rpc_url) as rpc:
+        parent = await _parent_hash(rpc, settings, first, last)
+        start = Checkpoint(first - 1, parent, ((first - 1, parent),) if parent else ())
+        with _Progress(first, last) as advance:
+            monitor = Monitor(
+                settings,
+                rpc=rpc,
+                sink=sink,
+                store=MemoryCheckpointStore(start),
+                telemetry=telemetry,
+                until_block=last,
+                on_checkpoint=lambda checkpoint: advance(checkpoint.block),
+            )
+            install_signal_handlers(monitor.stop)
+            await monitor.run()
+    published_through = monitor.progress.checkpoint.block
+    if published_through < last:
+        raise Missing(f"--to-block: stopped at block {published_through} before {last} (interrupted)")
+    return {
+        "from_block": first,
+        "to_block": last,
+        "events": len(sink.ids),
+        "sink": config.sink,
+        "destination": settings.stream_name if config.sink == "kinesis" else config.tokens_table,
+        "seconds": round(time.monotonic() - started, 3),
+        "event_ids": sink.ids,
+    }
+
+
+async def _parent_hash(rpc: JsonRpc, settings: Settings, first: int, last: int) -> str | None:
+    """The hash of block `first - 1` (the range must chain to it); checks `last` is confirmed."""
+    where = redact(settings.http_rpc_url)
+    try:
+        head = int(await rpc.call("eth_blockNumber"), 16)
+        confirmed = head - settings.config.confirmations
+        if last > confirmed:
+            raise ConfigError(
+                f"--to-block: {last} is not confirmed yet (head {head}, confirmations {settings.config.confirmations})"
+            )
+        if first == 0:
+            return None
+        header = await rpc.call("eth_getBlockByNumber", [hex(first - 1), False])
+        return header["hash"].lower()
+    except (RpcUnavailable, RpcError, TypeError, KeyError, ValueError) as error:
+        raise Missing(f"rpc_url: node at {where} unusable ({error})") from None
+
+
+def _check_destination(settings: Settings) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from app import aws
+
+    config = settings.config
+    try:
+        if config.sink == "kinesis":
+            aws.client("kinesis").describe_stream_summary(StreamName=settings.stream_name)
+        else:
+            aws.client("dynamodb").describe_table(TableName=config.tokens_table)
+            aws.client("dynamodb").describe_table(TableName=config.points_table)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        key, name = ("stream_name", settings.stream_name) if config.sink == "kinesis" else ("tokens_table", "tables")
+        raise Missing(f"{key}: cannot use {name} ({code})") from None
+    except BotoCoreError as error:
+        raise Missing(f"aws: unreachable ({type(error).__name__})") from None
+
+
+class Recording:
+    """The configured sink, remembering the id of each event it was handed (acknowledged by the
+    end of the run: the monitor drains the sink before it returns)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.ids: list[str] = []
+
+    async def submit(self, event: ChainEvent, ticket: Ticket) -> None:
+        await self.sink.submit(event, ticket)
+        self.ids.append(event.id)
+
+    async def drain(self) -> None:
+        await self.sink.drain()
+
+    async def run(self) -> None:
+        await self.sink.run()
+
+
+class _Progress:
+    """A progress bar over the block range on stderr, off when stdout is not a terminal."""
+
+    def __init__(self, first: int, last: int) -> None:
+        self.first = first
+        self.total = last - first + 1
+        self.bar: Any = None
+
+    def __enter__(self):
+        if not sys.stdout.isatty():
+            return lambda block: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("backfill"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        task = self.bar.add_task("blocks", total=self.total)
+        self.bar.start()
+        return lambda block: self.bar.update(task, completed=block - self.first + 1)
+
+    def __exit__(self, *_: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
