@@ -50,7 +50,7 @@ def test_two_monitors_on_one_checkpoint_lose_nothing_and_the_checkpoint_never_mo
         for n in range(40):
             if n == 10:
                 new = MonitorProcess(config, moto, tmp_path / "new.log")  # the refresh starts the new host
-                wait_until(lambda: started(new), 30, what="the new monitor running")
+                wait_until(lambda new=new: started(new), 30, what="the new monitor running")
             if n == 30:
                 assert old.stop() == 0  # ... and then terminates the old one
             chain.transfer(1, 2 + n % 3, n)
