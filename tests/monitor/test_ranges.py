@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from app.monitor.checkpoint import HISTORY_DENSE, HISTORY_SPACING, Checkpoint, FileCheckpointStore, Progress
 from app.monitor.config import ContractConfig
 from app.monitor.decoding import TRANSFER_TOPIC, decode_transfers
-from app.monitor.ranges import ChainMoved, MissingBlock, RangeReader, is_limit_error
+from app.monitor.ranges import FULL_PROOF_DEPTH, ChainMoved, MissingBlock, RangeReader, is_limit_error
 from app.monitor.rpc import RpcError
 
 CONTRACT = "0x" + "ab" * 20
@@ -63,8 +63,9 @@ class FakeNode:
     `hidden`: blocks whose logs the range answer leaves out (a lagging replica); `unreadable`:
     blocks it also refuses to read by hash."""
 
-    def __init__(self, logs, limit: int | None = None, hidden=(), unreadable=()) -> None:
+    def __init__(self, logs, limit: int | None = None, hidden=(), unreadable=(), head: int | None = None) -> None:
         self.logs = logs
+        self.head = head if head is not None else max([int(e["blockNumber"], 16) for e in logs] + [10])
         self.limit = limit
         self.hidden = set(hidden)
         self.unreadable = set(unreadable)
@@ -73,6 +74,8 @@ class FakeNode:
         self.hash_reads: list[str] = []
 
     async def call(self, method, params=()):
+        if method == "eth_blockNumber":
+            return hex(self.head)
         assert method == "eth_getLogs"
         first, last = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
         self.spans.append(last - first + 1)
@@ -280,8 +283,8 @@ def test_the_hash_history_keeps_recent_blocks_and_sparse_ones_back_to_the_first(
     assert all(h == f"h{n}" for n, h in history)
     assert set(range(max(start - 1, newest - HISTORY_DENSE + 1), newest + 1)) <= set(numbers)
     for older, newer in itertools.pairwise(numbers):
-        # a fork anywhere is located to within 1/HISTORY_SPACING of its depth (+1 for the ends)
-        assert newer - older <= max(1, (newest - older) // HISTORY_SPACING) + 1
+        # a fork anywhere is located to within 2/HISTORY_SPACING of its depth (+1 for the ends)
+        assert newer - older <= max(1, 2 * (newest - older) // HISTORY_SPACING) + 1
     assert len(history) <= HISTORY_DENSE + HISTORY_SPACING * 2 * max(1, (newest - start + 2).bit_length())
 
 
@@ -293,3 +296,15 @@ def test_a_save_never_moves_the_stored_checkpoint_back_unless_it_is_a_rewind(tmp
     assert store.save(Checkpoint(12, "0xc"))
     assert store.save(Checkpoint(5, "0x5"), rewind=True)
     assert store.load() == Checkpoint(5, "0x5")
+
+
+def test_deep_below_the_head_only_the_ends_and_the_blocks_with_logs_are_fetched():
+    node = FakeNode([log(10, 0, 1), log(50, 0, 2)], head=1000)
+    chunk = asyncio.run(reader(node, span=200).read(0, 800))
+    assert chunk.last == 199 and [e.token_id for e in chunk.events] == [1, 2]
+    assert sorted(node.header_requests) == [0, 10, 50, 199]
+    near = FakeNode([log(990, 0, 3)], head=1000)
+    chunk = asyncio.run(reader(near, span=200).read(900, 1000))
+    assert chunk.last == 1000 - FULL_PROOF_DEPTH, "a range stops where the full proof begins"
+    chunk = asyncio.run(reader(near, span=200).read(chunk.last + 1, 1000))
+    assert sorted(near.header_requests)[-FULL_PROOF_DEPTH:] == list(range(1000 - FULL_PROOF_DEPTH + 1, 1001))

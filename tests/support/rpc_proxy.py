@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,9 @@ class RpcProxy:
         self.upstream = upstream
         self.rules: list[Rule] = []
         self.calls: Counter[str] = Counter()
+        self.requests = 0  # HTTP requests (a batch is one)
+        self.ranges = 0  # range eth_getLogs calls
+        self.first_get_logs: float | None = None  # time.perf_counter() of the first eth_getLogs
         self.hold = threading.RLock()
         self._local = threading.local()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -67,6 +71,12 @@ class RpcProxy:
     def handle(self, body: Any) -> Any:
         calls = body if isinstance(body, list) else [body]
         with self.hold:
+            self.requests += 1
+            for call in calls:
+                if call.get("method") == "eth_getLogs":
+                    if self.first_get_logs is None:
+                        self.first_get_logs = time.perf_counter()
+                    self.ranges += is_range_logs(call)
             answers: dict[int, Any] = {}
             passed = []
             for index, call in enumerate(calls):
@@ -152,7 +162,10 @@ def replica_behind(proxy: RpcProxy, lag: int = 1) -> Rule:
             return None
         answer = forward(call)
         if "result" in answer:
-            answer["result"] = [log for log in answer["result"] if int(log["blockNumber"], 16) <= replica_head]
+            kept = [log for log in answer["result"] if int(log["blockNumber"], 16) <= replica_head]
+            rule.hidden += len(answer["result"]) - len(kept)  # type: ignore[attr-defined]
+            answer["result"] = kept
         return answer
 
+    rule.hidden = 0  # type: ignore[attr-defined]  # logs left out of range answers so far
     return rule
