@@ -19,15 +19,14 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.events import ChainEvent
-from app.monitor.checkpoint import Checkpoint, MemoryCheckpointStore, Ticket
-from app.monitor.config import ConfigError, Settings, load_config, redact, resolve
-from app.monitor.rpc import JsonRpc, RpcError, RpcUnavailable
-from app.monitor.service import ForkNotFound, Monitor, Sink, install_signal_handlers
-from app.monitor.startup import Unreachable
-from app.monitor.telemetry import Telemetry, logger
+if TYPE_CHECKING:  # the monitor's modules are imported when the command runs, not when its --help is built
+    from app.events import ChainEvent
+    from app.monitor.checkpoint import Ticket
+    from app.monitor.config import Settings
+    from app.monitor.rpc import JsonRpc
+    from app.monitor.service import Sink
 
 
 class Missing(Exception):
@@ -55,6 +54,11 @@ def _block(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.monitor.config import ConfigError, load_config
+    from app.monitor.service import ForkNotFound
+    from app.monitor.startup import Unreachable
+    from app.monitor.telemetry import logger
+
     logger.setLevel(logging.WARNING)
     for handler in logger.handlers:  # stdout is for the result; warnings go to stderr
         if isinstance(handler, logging.StreamHandler):
@@ -82,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
 async def _backfill(config: Any, first: int, last: int) -> dict[str, Any]:
     from app import aws
+    from app.monitor.checkpoint import Checkpoint, MemoryCheckpointStore
     from app.monitor.command import sink_for
+    from app.monitor.config import resolve
+    from app.monitor.rpc import JsonRpc
+    from app.monitor.service import Monitor, install_signal_handlers
+    from app.monitor.telemetry import Telemetry
 
     settings = await asyncio.to_thread(resolve, config, aws.client("ssm"))
     # No WebSocket: a historical range needs no doorbell.
@@ -122,6 +131,9 @@ async def _backfill(config: Any, first: int, last: int) -> dict[str, Any]:
 
 async def _parent_hash(rpc: JsonRpc, settings: Settings, first: int, last: int) -> str | None:
     """The hash of block `first - 1` (the range must chain to it); checks `last` is confirmed."""
+    from app.monitor.config import ConfigError, redact
+    from app.monitor.rpc import RpcError, RpcUnavailable
+
     where = redact(settings.http_rpc_url)
     try:
         head = int(await rpc.call("eth_blockNumber"), 16)

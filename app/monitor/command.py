@@ -100,12 +100,12 @@ async def _run(config: MonitorConfig, until_block: int | None) -> int:
         monitor = Monitor(
             settings, rpc=rpc, sink=sink, store=store, telemetry=telemetry, until_block=until_block, stopping=stopping
         )
-        if not await monitor.start_checks(waiter):
-            return 0
-        stored = await waiter.until_ready(
-            "aws", "DynamoDB/Kinesis", lambda: asyncio.to_thread(_check_stores, settings, store)
+        # The node and AWS are checked side by side: both are on the path to the first eth_getLogs.
+        node_ready, stored = await asyncio.gather(
+            monitor.start_checks(waiter),
+            waiter.until_ready("aws", "DynamoDB/Kinesis", lambda: asyncio.to_thread(_check_stores, settings, store)),
         )
-        if stopping.is_set():
+        if not node_ready or stopping.is_set():
             return 0
         await monitor.run(stored, loaded=True)
     return 0

@@ -12,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import websockets
-from websockets.asyncio.client import connect
-
 from app.monitor.backoff import Backoff
 from app.monitor.config import redact
 from app.monitor.telemetry import logger
@@ -42,6 +39,10 @@ class HeadWatcher:
         return True
 
     async def run(self) -> None:
+        # Imported here, off the path from process start to the first eth_getLogs (~30 ms).
+        import websockets
+        from websockets.asyncio.client import connect
+
         attempt = 0
         while True:
             try:

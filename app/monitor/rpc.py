@@ -1,16 +1,24 @@
-"""Raw JSON-RPC over HTTP (aiohttp): single calls and batches, results left as the node sent them.
+"""Raw JSON-RPC over HTTP: single calls and batches, results left as the node sent them.
 
 Raw on purpose: web3's result formatters decode ~4k logs/s, while the fields the monitor needs can
-be sliced out of the JSON at ~490k/s (DESIGN §6). Keep-alive connections, one session per monitor.
+be sliced out of the JSON at ~490k/s (DESIGN §6). The HTTP client is urllib3 (botocore's own, so
+already imported) on a small thread pool, not aiohttp: importing aiohttp took ~120 ms of the time
+from process start to the first eth_getLogs, and the monitor's few concurrent calls (a range's
+logs beside its header batches) need no more than a pool of keep-alive connections.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import aiohttp
+import urllib3
+
+CONNECTIONS = 8
 
 
 class RpcError(Exception):
@@ -30,9 +38,10 @@ class RpcUnavailable(Exception):
 class JsonRpc:
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         self._url = url
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = urllib3.Timeout(total=timeout)
         self._ids = itertools.count(1)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: urllib3.PoolManager | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     async def __aenter__(self) -> JsonRpc:
         return self
@@ -41,9 +50,12 @@ class JsonRpc:
         await self.close()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        if self._pool is not None:
+            self._pool.clear()
+            self._pool = None
 
     async def call(self, method: str, params: Sequence[Any] = ()) -> Any:
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
@@ -80,15 +92,27 @@ class JsonRpc:
         return results
 
     async def _post(self, body: Any, method: str) -> Any:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        if self._pool is None:
+            self._pool = urllib3.PoolManager(maxsize=CONNECTIONS, retries=False, timeout=self._timeout)
+            self._executor = ThreadPoolExecutor(CONNECTIONS, thread_name_prefix="json-rpc")
+        data = json.dumps(body).encode()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._send, data, method)
+
+    def _send(self, data: bytes, method: str) -> Any:
         try:
-            async with self._session.post(self._url, json=body) as response:
-                if response.status >= 400 and response.content_type != "application/json":
-                    raise RpcUnavailable(f"{method}: HTTP {response.status}")
-                return await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            response = self._pool.request(
+                "POST", self._url, body=data, headers={"Content-Type": "application/json"}, preload_content=True
+            )
+        except urllib3.exceptions.HTTPError as error:
             raise RpcUnavailable(f"{method}: {type(error).__name__}") from None
+        content_type = response.headers.get("Content-Type", "")
+        if response.status >= 400 and "json" not in content_type:
+            raise RpcUnavailable(f"{method}: HTTP {response.status}")
+        try:
+            return json.loads(response.data)
+        except ValueError:
+            raise RpcUnavailable(f"{method}: the answer is not JSON (HTTP {response.status})") from None
 
 
 def _result(method: str, answer: Any) -> Any:
