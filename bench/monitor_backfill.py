@@ -427,7 +427,7 @@ def duplicates_per_kill(kills: int, **settings: object) -> tuple[int, int]:
     random block), then let it finish: (records on the stream - distinct events, kills)."""
     import random
 
-    from tests.monitor.harness import MonitorProcess, base_config, run_monitor, write_config
+    from tests.monitor.harness import MonitorProcess, base_config, kill_past, run_monitor, write_config
 
     rng = random.Random(kills)
     anvil = Anvil(extra=["--gas-limit", "100000000"]).start()
@@ -444,14 +444,7 @@ def duplicates_per_kill(kills: int, **settings: object) -> tuple[int, int]:
             for k in range(kills):
                 target = chain.deploy_block + rng.randrange(span * k, span * (k + 1))
                 monitor = MonitorProcess(config, moto, folder / f"run{k}.log", "--until-block", str(head))
-                deadline = time.monotonic() + 120
-                while (aws.checkpoint_block() or -1) < target and monitor.process.poll() is None:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("checkpoint did not move")
-                    time.sleep(0.01)
-                time.sleep(rng.uniform(0, 0.2))
-                finished = monitor.process.poll() is not None
-                monitor.kill()
+                finished = kill_past(monitor, aws, target, rng.uniform(0, 0.2))
                 if finished:
                     break
                 done += 1

@@ -201,3 +201,18 @@ class MonitorProcess:
         self.process.kill()
         self.process.wait()
         self._out.close()
+
+
+def kill_past(monitor: MonitorProcess, aws: Aws, target: int, pause: float) -> bool:
+    """SIGKILL `monitor` once the stored checkpoint passed `target`, `pause` seconds later; True if
+    it had finished by itself first."""
+    wait_until(
+        lambda: (aws.checkpoint_block() or -1) >= target or monitor.process.poll() is not None,
+        120,
+        interval=0.02,
+        what=f"checkpoint past {target}",
+    )
+    time.sleep(pause)
+    finished = monitor.process.poll() is not None
+    monitor.kill()
+    return finished

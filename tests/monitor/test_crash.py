@@ -4,7 +4,6 @@ holds for a consumer that skips stale records, and the checkpoint is never ahead
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -14,8 +13,8 @@ from tests.monitor.harness import (
     applied_view,
     base_config,
     expected_view,
+    kill_past,
     run_monitor,
-    wait_until,
     write_config,
 )
 
@@ -52,17 +51,7 @@ def test_sigkill_during_backfill_loses_nothing(tmp_path, anvil, chain, aws, moto
     for attempt, target in enumerate(targets):
         monitor = MonitorProcess(config, moto, tmp_path / f"run{attempt}.log", "--until-block", str(head))
         # Kill it once the checkpoint passed a random block, plus a random moment more.
-        wait_until(
-            lambda target=target, monitor=monitor: (
-                (aws.checkpoint_block() or -1) >= target or monitor.process.poll() is not None
-            ),
-            60,
-            interval=0.02,
-            what=f"checkpoint past {target}",
-        )
-        time.sleep(rng.uniform(0, 0.1))
-        finished = monitor.process.poll() is not None
-        monitor.kill()
+        finished = kill_past(monitor, aws, target, rng.uniform(0, 0.1))
         if finished:
             break
         kills += 1
