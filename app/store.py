@@ -184,7 +184,7 @@ class Store:
             if first.get("Code") == "ConditionalCheckFailed":
                 item = first.get("Item")
                 raise LostLock(token_from_item(item) if item else None, known=bool(item)) from None
-            later = later_change_kept(holders, reasons[1:])
+            later = later_change_kept([token_update, *holders], reasons)
             if later:
                 raise _LaterChangeKept(later) from None
             if any(r.get("Code") in _RETRYABLE_CANCELLATIONS for r in reasons):
@@ -298,11 +298,14 @@ def holder_update(points_table: str, delta: HolderDelta, *, keep_latest_change: 
 
 
 def later_change_kept(updates: list[dict[str, Any]], reasons: list[dict[str, Any]]) -> frozenset[str]:
-    """Holders (of `updates`, in transaction order) whose `lastChangeAt` condition cancelled it."""
+    """Holders whose `lastChangeAt` condition cancelled the transaction. `updates`: the Update of
+    every item in transaction order (tokens too), aligned with the CancellationReasons."""
     return frozenset(
         update["Key"]["holder"]["S"]
         for update, reason in zip(updates, reasons, strict=False)
-        if reason.get("Code") == "ConditionalCheckFailed" and "ConditionExpression" in update
+        if reason.get("Code") == "ConditionalCheckFailed"
+        and "holder" in update["Key"]
+        and "ConditionExpression" in update
     )
 
 

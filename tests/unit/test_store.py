@@ -247,3 +247,16 @@ def test_leaderboard_before_a_holders_last_change_is_refused(ledger):
     with pytest.raises(BeforeLastChange) as refused:
         ledger.store.leaderboard(at=199)
     assert (refused.value.holder, refused.value.last_change_at) == (B, 200)
+
+
+def test_later_change_kept_reads_holder_reasons_among_any_items():
+    from app.ledger import HolderDelta
+    from app.store import holder_update, later_change_kept
+
+    token = {"TableName": "t", "Key": {"token": {"S": "1:0x:1"}}, "ConditionExpression": "lastSeq = :readSeq"}
+    kept = holder_update(POINTS, HolderDelta(A, changed_at=5))
+    plain = holder_update(POINTS, HolderDelta(B, changed_at=5), keep_latest_change=False)
+    assert "ConditionExpression" not in plain and "lastChangeAt" not in plain["UpdateExpression"]
+    failed = {"Code": "ConditionalCheckFailed"}
+    assert later_change_kept([token, kept, plain], [failed, failed, failed]) == {A}
+    assert later_change_kept([token, kept], [failed, {"Code": "None"}]) == frozenset()
