@@ -161,10 +161,16 @@ def check_reorg_item(aws, fork: int, published_through: int) -> None:
 
 def test_a_200_block_reorg_while_running_is_followed_to_the_fork(anvil, chain, aws, follow):
     build_history(chain, 40, 1000)
-    monitor = follow(base_config(anvil, aws, chain, confirmations=2))
+    monitor = follow(base_config(anvil, aws, chain, confirmations=2, checkpoint_interval_seconds=0.01))
     fork = chain.head
     saved = snapshot(chain)
-    build_history(chain, 210, 2000)
+    # Block by block, each read as it comes (the old monitor kept only its last 128 hashes then).
+    for n in range(210):
+        if n % 10 == 0:
+            chain.mint(1 + n % 4, 2000 + n)
+        else:
+            chain.mine(1)
+        wait_until(lambda: aws.checkpoint_block() == chain.head - 2, 20, interval=0.005, what="following")
     wait_until(lambda: caught_up(anvil.http_url, aws, chain, 2), 30, what="the first chain")
     published_through = aws.checkpoint_block()
     orphaned_before = published(aws)  # nothing in flight now: all of it was acknowledged
@@ -185,7 +191,8 @@ def test_a_200_block_reorg_while_stopped_is_followed_to_the_fork(tmp_path, anvil
     config = write_config(tmp_path / "monitor.yaml", **base_config(anvil, aws, chain, confirmations=2))
     fork = chain.head
     saved = snapshot(chain)
-    build_history(chain, 210, 2000)
+    for n in range(210):  # a mint in every block: more hashes than the old monitor's 128 kept
+        chain.mint(1 + n % 4, 2000 + n)
     assert run_monitor(config, moto, "--until-block", str(chain.head - 2)).returncode == 0
     published_through = aws.checkpoint_block()
     before = published(aws)
