@@ -23,7 +23,8 @@ could change them; there the reader fetches, after the logs, the headers of the 
 the blocks with logs (each log's hash checked, the first block's parent checked by the caller, the
 end's hash carried to the next range). Fetching every header of a deep range costs ~10x the logs
 themselves (0.77 s against 0.07 s for 10,200 empty blocks on anvil), which the sparse backfill
-benchmark would pay in full.
+benchmark would pay in full. (With `confirmations` >= FULL_PROOF_DEPTH every read is deep: such a
+chain waits out the depth where these failures live before it reads at all.)
 
 The extra cost near the head is the headers of blocks without logs (one batched call per 200 blocks)
 and the re-reads of bloom false positives. The span adapts: it halves when the provider refuses a range

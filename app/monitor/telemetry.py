@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import psutil
 from aws_lambda_powertools import Logger
 
 NAMESPACE = "NGUPoints/EventMonitor"
@@ -35,7 +34,6 @@ class Telemetry:
         self.stage = stage
         self.counts: Counter[str] = Counter()
         self.gauges: dict[str, Callable[[], float | None]] = {}
-        psutil.cpu_percent(interval=None)  # the first call only starts the measurement
 
     def count(self, name: str, value: int = 1) -> None:
         self.counts[name] += value
@@ -51,6 +49,8 @@ class Telemetry:
             value = read()
             if value is not None:
                 values[name] = (float(value), "Count")
+        import psutil  # imported off the path from process start to the first eth_getLogs (see run)
+
         values["MemoryUtilization"] = (psutil.virtual_memory().percent, "Percent")
         values["CPUUtilization"] = (psutil.cpu_percent(interval=None), "Percent")
         dimensions = [{"Name": "Stage", "Value": self.stage}]
@@ -78,6 +78,13 @@ class Telemetry:
                 logger.warning("metrics not sent; kept for the next flush", extra={"error": type(error).__name__})
 
     async def run(self, interval: float) -> None:
+        await asyncio.to_thread(_start_cpu_measurement)
         while True:
             await asyncio.sleep(interval)
             await asyncio.to_thread(self.flush)
+
+
+def _start_cpu_measurement() -> None:
+    import psutil
+
+    psutil.cpu_percent(interval=None)  # the first call only starts the measurement
