@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import re
 import sys
 import time
@@ -23,9 +22,13 @@ _TOKEN = re.compile(r"[1-9][0-9]*:0x[0-9a-fA-F]{40}:(0|[1-9][0-9]*)")
 
 
 def table_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tokens-table", default=os.environ.get("TOKENS_TABLE"), help="default: $TOKENS_TABLE")
-    parser.add_argument("--points-table", default=os.environ.get("POINTS_TABLE"), help="default: $POINTS_TABLE")
+    from app.stage import stage_argument
+
+    stage_argument(parser)
+    parser.add_argument("--tokens-table", help="overrides --stage's; default: $TOKENS_TABLE")
+    parser.add_argument("--points-table", help="overrides --stage's; default: $POINTS_TABLE")
     parser.add_argument("--at", type=int, default=None, metavar="UNIX_SECONDS", help="points at this time (now)")
+    parser.add_argument("--json", action="store_true", help="JSON output (these reads always print JSON)")
 
 
 def points_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,10 +126,11 @@ def _at(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> Store:
-    for flag, value in (("--tokens-table", args.tokens_table), ("--points-table", args.points_table)):
-        if not value:
-            raise OperatorError(f"{flag}: missing (or set {flag[2:].upper().replace('-', '_')})")
-    return Store(args.tokens_table, args.points_table)
+    from app import names
+    from app.stage import resolve
+
+    tokens = resolve(args, names.TOKENS_TABLE_PARAMETER, "--tokens-table")
+    return Store(tokens, resolve(args, names.POINTS_TABLE_PARAMETER, "--points-table"))
 
 
 def decimal_points(value: Fraction) -> str:

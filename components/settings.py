@@ -12,13 +12,15 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pulumi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from app.names import PROJECT, StageNames
+
+if TYPE_CHECKING:  # pulumi only where the stack reads its config: operators' `cost` reads stack files without it
+    import pulumi
 
 SERVICE_TAG = PROJECT
 
@@ -274,6 +276,8 @@ def parse(raw: dict[str, Any], region: str | None) -> Settings:
 
 def load() -> tuple[Settings, Secrets]:
     """Read the stack's config once. Nothing else in the program reads config."""
+    import pulumi
+
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
     for key in _SECTIONS:
