@@ -164,6 +164,8 @@ class Thresholds(_Section):
     mapping_failed_invokes: NonNegative
     on_failure_deliveries: NonNegative
     quarantine_messages: NonNegative
+    end_to_end_lag_seconds: Positive
+    inconsistencies: NonNegative
 
 
 class Settings(_Section):
