@@ -6,8 +6,8 @@ published (default: the monitor's checkpoint; else the confirmed head):
     owner on chain (`ownerOf`, batched JSON-RPC) against those logs;
   - every holder's integer attributes against a recomputation from the logs with app/ledger.py.
 The chain and contracts come from the monitor's config file; the rates from its points_per_day /
-default_points_per_day, or the POINTS_PER_DAY / DEFAULT_POINTS_PER_DAY environment as the Lambda
-reads them. Exit 0 consistent; 1 with one line per mismatch (token key or holder address, table
+default_points_per_day, else POINTS_PER_DAY / DEFAULT_POINTS_PER_DAY as the Lambda reads them (this
+shell's environment, else with --stage the processor function's own environment). Exit 0 consistent; 1 with one line per mismatch (token key or holder address, table
 value, chain value); 2 bad input.
 
 --fix writes the recomputed items, each only if it has not changed since it was read (the consumer
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -30,12 +29,12 @@ from app import aws
 from app import names as n
 from app.monitor.config import ConfigError, MonitorConfig, http_url_of, load_config
 from app.ops import OperatorError, reports_errors
-from app.rates import Rates, RatesError
+from app.rates import Rates
 from app.reconcile_chain import ChainClient, ChainError, History
 from app.reconcile_check import Reconciler, Verdict
 from app.reconcile_model import MissingRate, TokenHistory, histories
 from app.reconcile_tables import Tables
-from app.stage import resolve, stage_argument
+from app.stage import environment_rates, function_environment, resolve, stage_argument
 from app.store import Store
 
 NAMESPACE = "NGUPoints/Reconciler"
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as error:
         raise OperatorError(f"--config {error}") from None
-    rates = _rates(config)
+    rates = _rates(args, config)
     store = Store(
         resolve(args, n.TOKENS_TABLE_PARAMETER, "--tokens-table"),
         resolve(args, n.POINTS_TABLE_PARAMETER, "--points-table"),
@@ -107,15 +106,12 @@ def run(args: argparse.Namespace) -> int:
     return 0 if final.clean else 1
 
 
-def _rates(config: MonitorConfig) -> Rates:
+def _rates(args: argparse.Namespace, config: MonitorConfig) -> Rates:
     if config.points_per_day or config.default_points_per_day is not None:
         rates = config.rates()
         source = "the config's points_per_day"
     else:
-        try:
-            rates = Rates.parse(os.environ.get("POINTS_PER_DAY"), os.environ.get("DEFAULT_POINTS_PER_DAY"))
-        except RatesError as error:
-            raise OperatorError(str(error)) from None
+        rates = environment_rates(function_environment(args))
         source = "POINTS_PER_DAY / DEFAULT_POINTS_PER_DAY"
     for contract in config.contracts:
         key = f"{config.chain_id}:{contract.address}"

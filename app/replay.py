@@ -18,7 +18,6 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import re
 import sys
 import time
@@ -30,8 +29,7 @@ from typing import Any
 from app import aws
 from app import names as n
 from app.ops import OperatorError, reports_errors
-from app.rates import Rates, RatesError
-from app.stage import parameters, resolve, stage_argument
+from app.stage import environment_rates, function_environment, resolve, stage_argument
 
 BATCH = 100
 _AGE = re.compile(r"(\d+)([smhd])")
@@ -117,7 +115,7 @@ def _consumer(args: argparse.Namespace) -> Any:
     from app import processor
     from app.store import Store
 
-    environment = _function_environment(args)
+    environment = function_environment(args)
 
     def setting(key: str, variable: str) -> str:
         return environment.get(variable) or resolve(args, key)
@@ -125,32 +123,11 @@ def _consumer(args: argparse.Namespace) -> Any:
     tokens = setting(n.TOKENS_TABLE_PARAMETER, "TOKENS_TABLE")
     points = setting(n.POINTS_TABLE_PARAMETER, "POINTS_TABLE")
     queue = setting(n.QUARANTINE_PARAMETER, "QUARANTINE_QUEUE_URL")
-    source = environment if "POINTS_PER_DAY" in environment else os.environ
-    try:
-        rates = Rates.parse(source.get("POINTS_PER_DAY"), source.get("DEFAULT_POINTS_PER_DAY"))
-    except RatesError as error:
-        raise OperatorError(str(error)) from None
+    rates = environment_rates(environment)
     if not rates.by_contract and rates.default is None:
-        raise OperatorError("POINTS_PER_DAY: no rates (the function's environment has none; set POINTS_PER_DAY)")
+        raise OperatorError("POINTS_PER_DAY: no rates (set it, or deploy the function with its rates)")
     settings = processor.Settings(tokens, points, queue, rates, getattr(args, "stage", None) or "dev", 0)
     return processor.Consumer(settings, Store(tokens, points), aws.client("sqs"))
-
-
-def _function_environment(args: argparse.Namespace) -> dict[str, str]:
-    """The processor function's own environment, when the stage names a function that has one."""
-    if not getattr(args, "stage", None):
-        return {}
-    from botocore.exceptions import ClientError
-
-    try:
-        function = parameters(args).get(n.FUNCTION_PARAMETER)
-    except OperatorError:
-        return {}
-    try:
-        configuration = aws.client("lambda").get_function_configuration(FunctionName=function)
-    except ClientError as error:
-        raise OperatorError(f"function {function}: {error.response.get('Error', {}).get('Code')}", code=1) from None
-    return configuration.get("Environment", {}).get("Variables", {})
 
 
 def _shards(kinesis: Any, stream: str) -> Iterator[str]:

@@ -16,6 +16,7 @@ from app import aws
 from app import names as n
 from app.names import StageNames
 from app.ops import OperatorError
+from app.rates import Rates, RatesError
 
 # Environment variables that stand for a parameter when neither a flag nor --stage names it.
 ENVIRONMENT = {
@@ -58,6 +59,33 @@ def resolve(args: argparse.Namespace, key: str, flag: str | None = None) -> str:
         return os.environ[variable]
     also = f", or set {variable}" if variable else ""
     raise OperatorError(f"{flag or key}: missing (give it or --stage S{also})")
+
+
+def function_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The processor function's own environment, when the stage names a function that has one."""
+    if not getattr(args, "stage", None):
+        return {}
+    from botocore.exceptions import ClientError
+
+    try:
+        function = parameters(args).get(n.FUNCTION_PARAMETER)
+    except OperatorError:
+        return {}
+    try:
+        configuration = aws.client("lambda").get_function_configuration(FunctionName=function)
+    except ClientError as error:
+        raise OperatorError(f"function {function}: {error.response.get('Error', {}).get('Code')}", code=1) from None
+    return configuration.get("Environment", {}).get("Variables", {})
+
+
+def environment_rates(function: dict[str, str]) -> Rates:
+    """Points rates as the Lambda reads them: POINTS_PER_DAY / DEFAULT_POINTS_PER_DAY from this shell when
+    set there, else from the processor function's environment (`function_environment`)."""
+    source = os.environ if os.environ.get("POINTS_PER_DAY") or os.environ.get("DEFAULT_POINTS_PER_DAY") else function
+    try:
+        return Rates.parse(source.get("POINTS_PER_DAY"), source.get("DEFAULT_POINTS_PER_DAY"))
+    except RatesError as error:
+        raise OperatorError(str(error)) from None
 
 
 class StageParameters:

@@ -183,6 +183,24 @@ def test_a_config_without_rates_names_them(stage, capsys, tmp_path, monkeypatch)
     )
 
 
+def test_without_rates_in_config_or_shell_the_functions_own_are_used(stage, capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("POINTS_PER_DAY")
+    config = yaml.safe_load(stage.config.read_text())
+    del config["points_per_day"]
+    path = tmp_path / "norates.yaml"
+    path.write_text(yaml.safe_dump(config))
+    functions = stage.client("lambda")
+    rates = json.dumps({f"31337:{stage.chain.address}": 10})
+    functions.update_function_configuration(
+        FunctionName=stage.names.function, Environment={"Variables": {"POINTS_PER_DAY": rates}}
+    )
+    try:
+        code = main(["reconcile", "--config", str(path), "--stage", stage.stage])
+    finally:
+        functions.update_function_configuration(FunctionName=stage.names.function, Environment={"Variables": {}})
+    assert code == 0, capsys.readouterr()
+
+
 def scan(stage):
     dynamodb = stage.client("dynamodb")
     return [
