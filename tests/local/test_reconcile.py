@@ -172,10 +172,7 @@ def test_bad_input_exits_2(stage, capsys):
 
 def test_a_config_without_rates_names_them(stage, capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("POINTS_PER_DAY")
-    config = yaml.safe_load(stage.config.read_text())
-    del config["points_per_day"]
-    path = tmp_path / "norates.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = config_without_rates(stage, tmp_path)
     code = main(["reconcile", "--config", str(path), "--stage", stage.stage])
     assert code == 2
     assert capsys.readouterr().err.strip() == (
@@ -185,10 +182,7 @@ def test_a_config_without_rates_names_them(stage, capsys, tmp_path, monkeypatch)
 
 def test_without_rates_in_config_or_shell_the_functions_own_are_used(stage, capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("POINTS_PER_DAY")
-    config = yaml.safe_load(stage.config.read_text())
-    del config["points_per_day"]
-    path = tmp_path / "norates.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = config_without_rates(stage, tmp_path)
     functions = stage.client("lambda")
     rates = json.dumps({f"31337:{stage.chain.address}": 10})
     functions.update_function_configuration(
@@ -199,6 +193,14 @@ def test_without_rates_in_config_or_shell_the_functions_own_are_used(stage, caps
     finally:
         functions.update_function_configuration(FunctionName=stage.names.function, Environment={"Variables": {}})
     assert code == 0, capsys.readouterr()
+
+
+def config_without_rates(stage, tmp_path):
+    config = yaml.safe_load(stage.config.read_text())
+    del config["points_per_day"]
+    path = tmp_path / "norates.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def scan(stage):
