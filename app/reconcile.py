@@ -23,12 +23,12 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
 
 from app import aws
 from app import names as n
 from app.monitor.config import ConfigError, MonitorConfig, http_url_of, load_config
 from app.ops import OperatorError, reports_errors
+from app.progress import progress_bar
 from app.rates import Rates
 from app.reconcile_chain import ChainClient, ChainError, History
 from app.reconcile_check import Reconciler, Verdict
@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         head = chain.run(lambda c: c.head())
         confirmed = head - config.confirmations
         to_block = _to_block(args, config, monitor_table, confirmed)
-        history = chain.run(lambda c: c.history(confirmed, _progress(confirmed)))
+        first = min(c.start_block for c in config.contracts)
+        with progress_bar("reading Transfer logs", total=max(0, confirmed - first + 1)) as advance:
+            history = chain.run(lambda c: c.history(confirmed, advance))
         tokens = _histories(history, rates)
         _check_history_complete(chain, Tables(store), tokens, history, to_block, _prefixes(config))
     except ChainError as error:
@@ -254,22 +256,6 @@ def _mark_reorgs(monitor_table: str | None, chain_id: int, to_block: int) -> lis
             continue
         marked.append(item["id"]["S"])
     return marked
-
-
-def _progress(total: int) -> Any:
-    from rich.console import Console
-    from rich.progress import Progress
-
-    progress = Progress(transient=True, disable=not sys.stderr.isatty(), console=Console(stderr=True))
-    task = progress.add_task("reading Transfer logs", total=total + 1)
-    progress.start()
-
-    def advance(blocks: int) -> None:
-        progress.advance(task, blocks)
-        if progress.finished:
-            progress.stop()
-
-    return advance
 
 
 def _report(args: argparse.Namespace, found: Verdict, final: Verdict, fixed: list[str], reorgs: list[str]) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from app import aws
 from app import names as n
 from app.ops import OperatorError, reports_errors
+from app.progress import progress_bar
 from app.stage import environment_rates, function_environment, resolve, stage_argument
 
 BATCH = 100
@@ -93,13 +94,15 @@ def run(args: argparse.Namespace) -> int:
     consumer = _consumer(args)
     kinesis = aws.client("kinesis")
     report = ReplayReport()
-    for shard in _shards(kinesis, stream):
-        report.shards += 1
-        for batch in _batches(kinesis, stream, shard, args.since, until):
-            report.records += len(batch)
-            if not _apply(consumer, batch, report):
-                print(f"error: shard {shard}: a record failed to apply; stopped this shard there", file=sys.stderr)
-                break
+    with progress_bar("replaying records") as advance:
+        for shard in _shards(kinesis, stream):
+            report.shards += 1
+            for batch in _batches(kinesis, stream, shard, args.since, until):
+                report.records += len(batch)
+                advance(len(batch))
+                if not _apply(consumer, batch, report):
+                    print(f"error: shard {shard}: a record failed to apply; stopped this shard there", file=sys.stderr)
+                    break
     totals = report.to_json()
     if args.json:
         print(json.dumps(totals))

@@ -64,6 +64,11 @@ def test_red_when_a_record_lands_in_the_quarantine(stage, capsys):
     assert code == 1
     ok, detail = checks["quarantine"]
     assert not ok and detail.startswith(f"1 messages in {stage.resources.queue_url}")
+    # the redrive the line points to finds the queue and the bucket by the stage alone
+    assert main(["redrive", "--stage", stage.stage, "--queue-url", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"dryRun": True, "records": 1, "sources": 1}
+    assert main(["redrive", "--stage", stage.stage, "--bucket", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"dryRun": False, "records": 0, "sources": 0}
     stage.client("sqs").purge_queue(QueueUrl=stage.resources.queue_url)
 
 
