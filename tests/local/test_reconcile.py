@@ -5,6 +5,9 @@ account for the tokens on chain."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +18,7 @@ import pytest
 import yaml
 
 from app.__main__ import main
-from app.local.services import free_port
+from app.local.services import ROOT, free_port
 from tests.local.stage import HOUR, local_stage, trade
 
 pytestmark = pytest.mark.integration
@@ -48,6 +51,18 @@ def test_clean_after_a_run(stage, capsys):
     report = json.loads(out)
     assert report["consistent"] and report["mismatches"] == [] and report["toBlock"] == stage.head
     assert report["tokens"] == 10 and report["holders"] == 5
+
+
+def test_the_fixed_interface_as_a_subprocess_with_explicit_tables(stage):
+    """How the demo calls it: `python -m app reconcile --config F --tokens-table T --points-table P --json`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TOKENS_TABLE", "POINTS_TABLE")}
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "reconcile", "--config", str(stage.config), "--json",
+         "--tokens-table", stage.names.tokens_table, "--points-table", stage.names.points_table],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["consistent"] is True
 
 
 def test_finds_and_fixes_a_corrupted_owner_and_holder(stage, capsys):
