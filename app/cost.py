@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from app.names import PROJECT
-from app.ops import OperatorError, reports_errors
-from app.stage import stage_names
+from app.ops import OperatorError
+from app.stage import operator_command, stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = Path(__file__).with_name("prices.yaml")
@@ -75,7 +75,7 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-@reports_errors
+@operator_command
 def run(args: argparse.Namespace) -> int:
     names = stage_names(args)
     if args.peak_factor < 1:

@@ -25,8 +25,8 @@ from typing import Any
 from app import aws
 from app import names as n
 from app.monitor.telemetry import NAMESPACE as MONITOR_NAMESPACE
-from app.ops import OperatorError, reports_errors
-from app.stage import parameters, stage_argument, stage_names
+from app.ops import OperatorError
+from app.stage import operator_command, parameters, stage_argument, stage_names
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as one JSON document")
 
 
-@reports_errors
+@operator_command
 def run(args: argparse.Namespace) -> int:
     names = stage_names(args)
     stage = parameters(args)

@@ -12,6 +12,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -89,6 +90,8 @@ def test_finds_and_fixes_a_corrupted_owner_and_holder(stage, capsys):
     assert code == 1
     assert f"token {key}: owner table {intruder}, chain {owner}" in out.splitlines()
     assert any(line.startswith(f"holder {holder}: weightedSeconds table ") for line in out.splitlines())
+
+    assert inconsistencies_published(stage) >= 2
 
     code, out, _ = reconcile(capsys, stage, "--fix")
     assert code == 0, out
@@ -208,6 +211,20 @@ def test_without_rates_in_config_or_shell_the_functions_own_are_used(stage, caps
     finally:
         functions.update_function_configuration(FunctionName=stage.names.function, Environment={"Variables": {}})
     assert code == 0, capsys.readouterr()
+
+
+def inconsistencies_published(stage):
+    end = datetime.now(UTC)
+    points = stage.client("cloudwatch").get_metric_statistics(
+        Namespace="NGUPoints/Reconciler",
+        MetricName="Inconsistencies",
+        Dimensions=[{"Name": "Stage", "Value": stage.stage}],
+        StartTime=end - timedelta(minutes=10),
+        EndTime=end + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return max(p["Maximum"] for p in points)
 
 
 def config_without_rates(stage, tmp_path):

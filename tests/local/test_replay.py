@@ -90,3 +90,8 @@ def test_a_bad_time_is_bad_input(capsys, since):
         main(["replay", "--stage", "local", "--since", since])
     assert exited.value.code == 2
     assert "--since: expected ISO 8601, unix seconds or an age like 2h" in capsys.readouterr().err
+
+
+def test_a_stream_that_is_not_there_is_one_line(stage, capsys):
+    code, _, err = replay(capsys, stage, "--stream", "nosuch", "--since", "1h")
+    assert code == 1 and err.startswith("error: AWS ListShards: ResourceNotFoundException") and err.count("\n") == 1

@@ -104,3 +104,11 @@ def test_a_stage_without_parameters_is_red_naming_them(stage, capsys):
 def test_a_bad_stage_name_is_bad_input(capsys):
     code = main(["verify", "--stage", "Prod!"])
     assert code == 2 and capsys.readouterr().err.startswith("error: --stage: expected a short lowercase name")
+
+
+def test_reads_find_their_tables_by_stage_over_the_environment(stage, capsys, monkeypatch):
+    monkeypatch.setenv("TOKENS_TABLE", "not-this-one")
+    monkeypatch.setenv("POINTS_TABLE", "not-this-one")
+    assert main(["leaderboard", "--stage", stage.stage, "--limit", "1", "--at", "0"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["rank"] == 1 and row["holder"] in stage.chain.accounts
