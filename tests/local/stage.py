@@ -123,6 +123,8 @@ def local_stage(stage: str = "local") -> Iterator[LocalStage]:
 
         processor.consumer.cache_clear()
         stack.callback(processor.consumer.cache_clear)
+        # With POWERTOOLS_METRICS_DISABLED the handler never flushes, so its metrics pile up: drop them.
+        stack.callback(processor.metrics.clear_metrics)
         esm = EventSourceMapping(
             kinesis=moto.client("kinesis"),
             s3=moto.client("s3"),
