@@ -20,11 +20,10 @@ from typing import Any
 
 import yaml
 
-from app.names import PROJECT
 from app.ops import OperatorError
+from app.stack_file import stack_file, stack_settings
 from app.stage import operator_command, stage_names
 
-ROOT = Path(__file__).resolve().parents[1]
 PRICES = Path(__file__).with_name("prices.yaml")
 
 # DynamoDB request units per event (bench/README.md, bench/processor_throughput.py): one
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     names = stage_names(args)
     if args.peak_factor < 1:
         raise OperatorError(f"--peak-factor: at least 1, got {args.peak_factor}")
-    settings = stack_settings(args.stack_file or ROOT / f"Pulumi.{names.stage}.yaml")
+    settings = stack_settings(args.stack_file or stack_file(names.stage))
     prices = _prices(args.prices)
     estimate = Estimate(settings, prices, args.events_per_month, args.event_bytes, args.peak_factor)
     report = estimate.report()
@@ -89,28 +88,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(report)
     return 0
-
-
-def stack_settings(path: Path) -> Any:
-    """The stack file validated by components/settings.py's model (importable without pulumi)."""
-    from components.settings import ConfigError, parse
-
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except OSError as error:
-        raise OperatorError(f"--stack-file {path}: cannot read ({error.strerror})", code=1) from None
-    except yaml.YAMLError:
-        raise OperatorError(f"--stack-file {path}: not valid YAML") from None
-    config = document.get("config") or {}
-    raw = {
-        key.removeprefix(f"{PROJECT}:"): value
-        for key, value in config.items()
-        if key.startswith(f"{PROJECT}:") and not (isinstance(value, dict) and "secure" in value)
-    }
-    try:
-        return parse(raw, config.get("aws:region"))
-    except ConfigError as error:
-        raise OperatorError(f"{path.name}: {error}") from None
 
 
 def _prices(path: Path) -> dict[str, Any]:

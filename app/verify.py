@@ -1,6 +1,6 @@
 """`verify --stage S`: the seed's pre- and post-deployment checks of one stage, one line each.
 
-  stream        ACTIVE, with its mode and retention
+  stream        ACTIVE, with its mode and retention (red when they differ from Pulumi.S.yaml)
   mapping       Enabled, with its last processing result (a PROBLEM is red)
   alarms        none of the stage's alarms in ALARM
   quarantine    the quarantine queue is empty
@@ -26,6 +26,7 @@ from app import aws
 from app import names as n
 from app.monitor.telemetry import NAMESPACE as MONITOR_NAMESPACE
 from app.ops import OperatorError
+from app.stack_file import stack_file, stack_settings
 from app.stage import operator_command, parameters, stage_argument, stage_names
 
 
@@ -105,6 +106,11 @@ def stream(stage: Any, _: argparse.Namespace) -> str:
     )
     if summary["StreamStatus"] != "ACTIVE":
         raise Red(detail)
+    path = stack_file(stage.names.stage)
+    if path.is_file():
+        declared = stack_settings(path).stream
+        if (mode, summary["RetentionPeriodHours"]) != (declared.mode, declared.retention_hours):
+            raise Red(f"{detail}; {path.name} says {declared.mode}, retention {declared.retention_hours} h")
     return detail
 
 
