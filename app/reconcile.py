@@ -7,8 +7,9 @@ published (default: the monitor's checkpoint; else the confirmed head):
   - every holder's integer attributes against a recomputation from the logs with app/ledger.py.
 The chain and contracts come from the monitor's config file; the rates from its points_per_day /
 default_points_per_day, else POINTS_PER_DAY / DEFAULT_POINTS_PER_DAY as the Lambda reads them (this
-shell's environment, else with --stage the processor function's own environment). Exit 0 consistent; 1 with one line per mismatch (token key or holder address, table
-value, chain value); 2 bad input.
+shell's environment, else with --stage the processor function's own environment).
+Exit 0 consistent; 1 with one line per mismatch (token key or holder address, table value, chain
+value); 2 bad input.
 
 --fix writes the recomputed items, each only if it has not changed since it was read (the consumer
 may keep running), re-checks, and exits 0 only if clean. It never repairs from a history the node
