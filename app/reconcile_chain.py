@@ -87,12 +87,13 @@ class ChainClient:
             try:
                 answers = await self.rpc.batch("eth_call", [_owner_call(key, block) for key in chunk])
             except RpcError:
-                answers = [await self._owner_or_none(key, block) for key in chunk]
+                answers = [await self.owner_word(key, block) for key in chunk]
             for key, answer in zip(chunk, answers, strict=True):
-                owners[key] = _address_of(answer) if answer else ZERO_ADDRESS
+                owners[key] = address_of(answer) if answer else ZERO_ADDRESS
         return owners
 
-    async def _owner_or_none(self, key: str, block: int) -> str | None:
+    async def owner_word(self, key: str, block: int) -> str | None:
+        """One `ownerOf` call: the 32-byte answer, or None when it reverts."""
         try:
             return await self.rpc.call("eth_call", _owner_call(key, block))
         except RpcError as error:
@@ -106,7 +107,7 @@ def _owner_call(token_key: str, block: int) -> list[object]:
     return [{"to": contract, "data": OWNER_OF + f"{int(token_id):064x}"}, hex(block)]
 
 
-def _address_of(word: str) -> str:
+def address_of(word: str) -> str:
     hexdigits = word.removeprefix("0x")
     if len(hexdigits) != 64:
         raise RpcError("eth_call", None, f"ownerOf answered {word!r}, not one 32-byte word")
