@@ -9,6 +9,9 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
+
+from app.errors import one_line_errors
 
 
 @dataclass(frozen=True)
@@ -87,26 +90,21 @@ def _redrive_arguments(parser: argparse.ArgumentParser) -> None:
 def _redrive(args: argparse.Namespace) -> int:
     from app import aws
     from app import names as n
-    from app.ops import reports_errors
     from app.redrive import Redriver
     from app.stage import resolve
 
-    @reports_errors
-    def run(args: argparse.Namespace) -> int:
-        redriver = Redriver(aws.client("kinesis"), resolve(args, n.STREAM_PARAMETER, "--stream"), dry_run=args.dry_run)
-        if args.bucket is not None:
-            bucket = resolve(args, n.FAILED_BATCHES_PARAMETER, "--bucket")
-            report = redriver.from_failure_bucket(aws.client("s3"), bucket, args.prefix)
-        else:
-            report = redriver.from_quarantine(aws.client("sqs"), resolve(args, n.QUARANTINE_PARAMETER, "--queue-url"))
-        if args.json:
-            print(json.dumps({"dryRun": args.dry_run, "records": report.records, "sources": report.sources}))
-        else:
-            verb = "would redrive" if args.dry_run else "redrove"
-            print(f"{verb} {report.records} records from {report.sources} sources")
-        return 0
-
-    return run(args)
+    redriver = Redriver(aws.client("kinesis"), resolve(args, n.STREAM_PARAMETER, "--stream"), dry_run=args.dry_run)
+    if args.bucket is not None:
+        bucket = resolve(args, n.FAILED_BATCHES_PARAMETER, "--bucket")
+        report = redriver.from_failure_bucket(aws.client("s3"), bucket, args.prefix)
+    else:
+        report = redriver.from_quarantine(aws.client("sqs"), resolve(args, n.QUARANTINE_PARAMETER, "--queue-url"))
+    if args.json:
+        counts = {"records": report.records, "sources": report.sources, "unreadable": report.unreadable}
+        print(json.dumps({"dryRun": args.dry_run, **counts}))
+    else:
+        print(report.summary(args.dry_run))
+    return 0
 
 
 def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
@@ -138,9 +136,15 @@ COMMANDS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as every error of these commands (DESIGN §10); `--help` still shows the usage.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     prog = "ngu-points" if os.path.basename(sys.argv[0]) == "ngu-points" else "python -m app"
-    root = argparse.ArgumentParser(prog=prog, description="ngu-points event pipeline: operator commands")
+    root = _Parser(prog=prog, description="ngu-points event pipeline: operator commands")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
@@ -151,7 +155,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    # One error path for every command: a missing table, stream, bucket or queue, no credentials or
+    # no region is one line naming it, exit 1; bad input (OperatorError) exit 2.
+    return one_line_errors(args.run)(args)
 
 
 if __name__ == "__main__":

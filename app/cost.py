@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
-from app.ops import OperatorError
+from app.errors import OperatorError
 from app.stack_file import stack_file, stack_settings
-from app.stage import operator_command, stage_names
+from app.stage import stage_names
 
 PRICES = Path(__file__).with_name("prices.yaml")
 
@@ -74,7 +74,6 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-@operator_command
 def run(args: argparse.Namespace) -> int:
     names = stage_names(args)
     if args.peak_factor < 1:

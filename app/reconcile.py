@@ -27,15 +27,15 @@ import time
 
 from app import aws
 from app import names as n
+from app.errors import OperatorError
 from app.monitor.config import ConfigError, MonitorConfig, http_url_of, load_config
-from app.ops import OperatorError
 from app.progress import progress_bar
 from app.rates import Rates
 from app.reconcile_chain import ChainClient, ChainError, History
 from app.reconcile_check import Reconciler, Verdict
 from app.reconcile_model import MissingRate, TokenHistory, histories
 from app.reconcile_tables import Tables
-from app.stage import environment_rates, function_environment, operator_command, resolve, stage_argument
+from app.stage import environment_rates, function_environment, resolve, stage_argument
 from app.store import Store
 
 NAMESPACE = "NGUPoints/Reconciler"
@@ -70,7 +70,6 @@ def _block(text: str) -> int:
     return int(text)
 
 
-@operator_command
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)

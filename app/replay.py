@@ -28,9 +28,9 @@ from typing import Any
 
 from app import aws
 from app import names as n
-from app.ops import OperatorError
+from app.errors import OperatorError
 from app.progress import progress_bar
-from app.stage import environment_rates, function_environment, operator_command, resolve, stage_argument
+from app.stage import environment_rates, function_environment, resolve, stage_argument
 
 BATCH = 100
 _AGE = re.compile(r"(\d+)([smhd])")
@@ -85,7 +85,6 @@ def moment(text: str) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-@operator_command
 def run(args: argparse.Namespace) -> int:
     until = args.until if args.until is not None else time.time()
     if until < args.since:

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
+from app.errors import OperatorError
 from app.names import PROJECT
-from app.ops import OperatorError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,15 +9,13 @@ ambient environment on purpose: `--stage prod` in a shell left set up for the lo
 from __future__ import annotations
 
 import argparse
-import functools
 import os
-from collections.abc import Callable
 from typing import Any
 
 from app import aws
 from app import names as n
+from app.errors import OperatorError
 from app.names import StageNames
-from app.ops import OperatorError, reports_errors
 from app.rates import Rates, RatesError
 
 # Environment variables that stand for a parameter when neither a flag nor --stage names it.
@@ -35,26 +33,6 @@ def stage_argument(parser: argparse.ArgumentParser, *, required: bool = False) -
         metavar="S",
         help="the stage (prod, staging, local, ...): names come from its SSM parameters under /ngu-points-system-v2/S/",
     )
-
-
-def operator_command(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """One-line errors for a command: bad input exits 2, an AWS refusal or an unreachable endpoint 1."""
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return command(args)
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            raise OperatorError(
-                f"AWS {error.operation_name}: {details.get('Code')}: {details.get('Message')}", 1
-            ) from None
-        except BotoCoreError as error:
-            raise OperatorError(f"AWS: {error}", code=1) from None
-
-    return reports_errors(run)
 
 
 def stage_names(args: argparse.Namespace) -> StageNames:

@@ -24,10 +24,10 @@ from typing import Any
 
 from app import aws
 from app import names as n
+from app.errors import describe
 from app.monitor.telemetry import NAMESPACE as MONITOR_NAMESPACE
-from app.ops import OperatorError
 from app.stack_file import stack_file, stack_settings
-from app.stage import operator_command, parameters, stage_argument, stage_names
+from app.stage import parameters, stage_argument, stage_names
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,6 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as one JSON document")
 
 
-@operator_command
 def run(args: argparse.Namespace) -> int:
     names = stage_names(args)
     stage = parameters(args)
@@ -82,18 +81,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(name: str, check: Callable[..., str], stage: Any, args: argparse.Namespace) -> Check:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         return Check(name, True, check(stage, args))
     except Red as red:
         return Check(name, False, str(red))
-    except OperatorError as error:
-        return Check(name, False, str(error))
-    except ClientError as error:
-        return Check(name, False, f"{error.response.get('Error', {}).get('Code', 'error')}: {error}")
-    except BotoCoreError as error:
-        return Check(name, False, f"{type(error).__name__}: {error}")
+    except Exception as error:
+        described = describe(error)  # a missing parameter, table or queue is a red line, not a crash
+        if described is None:
+            raise
+        return Check(name, False, described[0])
 
 
 def stream(stage: Any, _: argparse.Namespace) -> str:

@@ -94,4 +94,8 @@ def test_a_bad_time_is_bad_input(capsys, since):
 
 def test_a_stream_that_is_not_there_is_one_line(stage, capsys):
     code, _, err = replay(capsys, stage, "--stream", "nosuch", "--since", "1h")
-    assert code == 1 and err.startswith("error: AWS ListShards: ResourceNotFoundException") and err.count("\n") == 1
+    assert (
+        code == 1
+        and err.startswith("error: stream nosuch: not found (ListShards: ResourceNotFoundException)")
+        and err.count("\n") == 1
+    )

@@ -6,12 +6,12 @@ import time
 
 from app import processor
 from tests.support.chain import KinesisBatch, LambdaContext, address, mint
-from tests.unit.test_processor import emitted_metrics, ledger  # noqa: F401 (fixture)
+from tests.unit.test_processor import emitted_metrics
 
 A = address(0xA)
 
 
-def test_lag_is_apply_time_minus_the_oldest_applied_block_time(ledger, capsys):  # noqa: F811
+def test_lag_is_apply_time_minus_the_oldest_applied_block_time(ledger, capsys):
     processor.metrics.clear_metrics()  # nothing left over from another test's batch
     capsys.readouterr()
     now = int(time.time())
@@ -36,7 +36,7 @@ def lag_values(out: str) -> list[float]:
     return values
 
 
-def test_a_batch_of_duplicates_reports_no_lag(ledger, capsys):  # noqa: F811
+def test_a_batch_of_duplicates_reports_no_lag(ledger, capsys):
     event = mint(1, A, block=10, timestamp=0)
     first = KinesisBatch()
     first.add_event(event)
