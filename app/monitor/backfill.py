@@ -92,6 +92,7 @@ async def _backfill(config: Any, first: int, last: int) -> dict[str, Any]:
     from app.monitor.rpc import JsonRpc
     from app.monitor.service import Monitor, install_signal_handlers
     from app.monitor.telemetry import Telemetry
+    from app.progress import progress_bar
 
     settings = await asyncio.to_thread(resolve, config, aws.client("ssm"))
     # No WebSocket: a historical range needs no doorbell.
@@ -103,7 +104,13 @@ async def _backfill(config: Any, first: int, last: int) -> dict[str, Any]:
     async with JsonRpc(settings.http_rpc_url) as rpc:
         parent = await _parent_hash(rpc, settings, first, last)
         start = Checkpoint(first - 1, parent, ((first - 1, parent),) if parent else ())
-        with _Progress(first, last) as advance:
+        with progress_bar("backfill (blocks)", last - first + 1) as advance:
+            done = [first - 1]
+
+            def advanced(checkpoint: Checkpoint) -> None:
+                advance(checkpoint.block - done[0])
+                done[0] = checkpoint.block
+
             monitor = Monitor(
                 settings,
                 rpc=rpc,
@@ -111,7 +118,7 @@ async def _backfill(config: Any, first: int, last: int) -> dict[str, Any]:
                 store=MemoryCheckpointStore(start),
                 telemetry=telemetry,
                 until_block=last,
-                on_checkpoint=lambda checkpoint: advance(checkpoint.block),
+                on_checkpoint=advanced,
             )
             install_signal_handlers(monitor.stop)
             await monitor.run()
@@ -187,33 +194,3 @@ class Recording:
 
     async def run(self) -> None:
         await self.sink.run()
-
-
-class _Progress:
-    """A progress bar over the block range on stderr, off when stdout is not a terminal."""
-
-    def __init__(self, first: int, last: int) -> None:
-        self.first = first
-        self.total = last - first + 1
-        self.bar: Any = None
-
-    def __enter__(self):
-        if not sys.stdout.isatty():
-            return lambda block: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("backfill"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        task = self.bar.add_task("blocks", total=self.total)
-        self.bar.start()
-        return lambda block: self.bar.update(task, completed=block - self.first + 1)
-
-    def __exit__(self, *_: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
