@@ -35,7 +35,9 @@ back up to the maximum while ranges come back small.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +112,8 @@ class RangeReader:
         self.target_logs = target_logs
         self.span = min(max_span, INITIAL_SPAN)  # small first: publishing starts while reading goes on
         self.shrinks = 0
-        self._bloom: BloomFilter | None = None  # built on first use: keccak's import is off the start path
+        # Built in a thread from the first read on: importing keccak (~40 ms) overlaps the node's answers.
+        self._bloom: concurrent.futures.Future[BloomFilter] | None = None
         self.latest_head: int | None = None
 
     async def head(self) -> int:
@@ -120,6 +123,10 @@ class RangeReader:
     async def read(self, first: int, last: int) -> Range:
         """Read from `first` up to at most `last`; the range returned ends where the span allowed
         (or before a block whose logs the node could not prove)."""
+        if self._bloom is None:
+            self._bloom = concurrent.futures.Future()
+            addresses = list(self.start_blocks)
+            threading.Thread(target=_build_bloom, args=(self._bloom, addresses), daemon=True).start()
         if self.latest_head is None:
             await self.head()
         full_from = self.latest_head - FULL_PROOF_DEPTH + 1
@@ -189,9 +196,8 @@ class RangeReader:
     ) -> tuple[int, tuple[str, ...]]:
         """Re-read by hash every block whose bloom may hold our Transfer but that got no log.
         Returns the end of the proven prefix and the repairs made."""
-        if self._bloom is None:
-            self._bloom = BloomFilter(list(self.start_blocks), TRANSFER_TOPIC)
-        suspects = [n for n in range(first, end + 1) if n not in by_block and self._bloom.may_contain(blocks[n].bloom)]
+        bloom = await asyncio.wrap_future(self._bloom)
+        suspects = [n for n in range(first, end + 1) if n not in by_block and bloom.may_contain(blocks[n].bloom)]
         if not suspects:
             return end, ()
         answers = await self.rpc.batch(
@@ -287,6 +293,13 @@ class BloomFilter:
             return False
         value = int(bloom, 16)
         return value & self.topic == self.topic and any(value & mask == mask for mask in self.addresses)
+
+
+def _build_bloom(future: concurrent.futures.Future[BloomFilter], addresses: list[str]) -> None:
+    try:
+        future.set_result(BloomFilter(addresses, TRANSFER_TOPIC))
+    except BaseException as error:  # surfaced where the filter is awaited
+        future.set_exception(error)
 
 
 def _bloom_bits(value: bytes) -> int:
