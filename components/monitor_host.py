@@ -38,7 +38,7 @@ def monitor_config(settings: Settings, monitor_table: str) -> dict[str, Any]:
     config: dict[str, Any] = {
         "stage": str(settings.stage),
         "chain_id": settings.monitor.chain_id,
-        "rpc_url_parameter": f"{settings.ssm_prefix}/RPC_URL",
+        "rpc_url_parameter": settings.names.parameter("RPC_URL"),
         "confirmations": settings.monitor.confirmations,
         "contracts": [{"address": c.address, "start_block": c.start_block} for c in settings.monitor.contracts],
         "checkpoint_table": monitor_table,
@@ -127,7 +127,7 @@ class MonitorHost(pulumi.ComponentResource):
 
         self.rpc_url_parameter = aws.ssm.Parameter(
             f"{name}-rpc-url",
-            name=f"{settings.ssm_prefix}/RPC_URL",
+            name=settings.names.parameter("RPC_URL"),
             type="SecureString",
             value=rpc_url,
             description="WebSocket RPC URL of the chain the event monitor reads",
@@ -165,7 +165,7 @@ class MonitorHost(pulumi.ComponentResource):
         vpc_id = aws.ec2.get_subnet_output(id=subnets[0], opts=invoke).vpc_id
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{settings.prefix}-monitor",
+            name=settings.names.monitor_host,
             description="Event monitor: no ingress; HTTPS out to the RPC provider and AWS APIs",
             vpc_id=vpc_id,
             egress=[
@@ -187,7 +187,7 @@ class MonitorHost(pulumi.ComponentResource):
         )
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",
-            name=f"{settings.prefix}-monitor",
+            name=settings.names.monitor_host,
             description="NGU points event monitor",
             image_id=ami,
             instance_type=settings.monitor.instance_type,
@@ -225,7 +225,7 @@ class MonitorHost(pulumi.ComponentResource):
         )
         self.group = aws.autoscaling.Group(
             f"{name}-group",
-            name=f"{settings.prefix}-monitor",
+            name=settings.names.monitor_host,
             min_size=1,
             max_size=1,
             desired_capacity=1,
@@ -243,7 +243,7 @@ class MonitorHost(pulumi.ComponentResource):
             ),
             tags=[
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
-                for key, value in {**settings.tags, "Name": f"{settings.prefix}-monitor"}.items()
+                for key, value in {**settings.tags, "Name": settings.names.monitor_host}.items()
             ],
             opts=child,
         )

@@ -18,9 +18,8 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from app.declared_tables import PROTECTED_STAGE, TableMode, stage_tags
 from app.names import PROJECT, StageNames
-
-SERVICE_TAG = PROJECT
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{40}$")]
 RateKey = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*:0x[0-9a-f]{40}$")]
@@ -51,6 +50,8 @@ class StreamSettings(_Section):
     # PROVISIONED only; an on-demand stream starts with 4 shards and splits them itself.
     shard_count: Positive | None = None
     expected_shards: Positive = 4
+    # The seed's KINESIS_STREAM_NAME SSM parameter: create it, or adopt the one the runbook put (import).
+    name_parameter: Literal["create", "adopt"] = "create"
 
     @model_validator(mode="after")
     def _shards_match_mode(self) -> StreamSettings:
@@ -86,7 +87,7 @@ class ConsumerSettings(_Section):
 class TablesSettings(_Section):
     # create: this stack creates them; adopt: the existing tables of that name become this stack's
     # on the next `pulumi up` (the `import` resource option) and are never recreated.
-    mode: Literal["create", "adopt"]
+    mode: TableMode
 
 
 class NetworkSettings(_Section):
@@ -234,11 +235,11 @@ class Settings(_Section):
 
     @property
     def protect(self) -> bool:
-        return self.stage is Stage.PROD
+        return str(self.stage) == PROTECTED_STAGE
 
     @property
     def tags(self) -> dict[str, str]:
-        return {"Environment": str(self.stage), "Service": SERVICE_TAG}
+        return stage_tags(str(self.stage))
 
     @property
     def points_per_day_json(self) -> str:

@@ -15,7 +15,7 @@ from app.store import monitor_table_definition, points_table_definition, tokens_
 from tests.pulumi.conftest import STACKS, one, project_config
 from tools.record_stack import RecordedResource, RecordedStack
 
-COMPONENTS = {"Tables", "EventStream", "EventConsumer", "MonitorHost", "AlarmSet", "Dashboard"}
+COMPONENTS = {"Tables", "EventStream", "EventConsumer", "MonitorHost", "AlarmSet", "Dashboard", "OperatorParameters"}
 
 
 def _takes_tags(type_: str) -> bool:
