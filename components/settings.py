@@ -103,7 +103,9 @@ class Contract(_Section):
 class MonitorSettings(_Section):
     instance_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+\.[a-z0-9]+$")]
     architecture: Literal["arm64", "x86_64"]
-    ami_parameter: SsmName
+    # Pinned, bumped deliberately (docs/deploy.md shows the current latest AL2023 image): resolving
+    # "latest" on every `up` replaced the host whenever Amazon published an image.
+    ami_id: Annotated[str, StringConstraints(pattern=r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")]
     volume_gb: Annotated[int, Field(ge=8, le=1024)]
     chain_id: Positive
     confirmations: Annotated[int, Field(ge=0)]
