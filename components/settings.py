@@ -162,7 +162,6 @@ class Thresholds(_Section):
     lambda_error_rate_rollback_percent: Percent
     ownership_gaps: NonNegative
     mapping_dropped_events: NonNegative
-    mapping_failed_invokes: NonNegative
     on_failure_deliveries: NonNegative
     quarantine_messages: NonNegative
 
