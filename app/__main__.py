@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from app import preflight
+
 
 @dataclass(frozen=True)
 class Command:
@@ -99,6 +101,9 @@ COMMANDS = [
         "leaderboard", "the top holders by points now (or --at)", _ops_arguments("leaderboard"), _ops("leaderboard")
     ),
     Command("redrive", "put failed or quarantined records back on the stream", _redrive_arguments, _redrive),
+    Command(
+        "preflight", "what the first pulumi up would change; backs up the tables", preflight.arguments, preflight.main
+    ),
 ]
 
 
