@@ -54,3 +54,15 @@ def test_make_preview_and_up_always_run_the_policy_pack(target: str, stack: str)
     assert f"--policy-pack policy --policy-pack-config policy/config/{stack}.json" in command
     assert (ROOT / "policy" / "config" / f"{stack}.json").is_file()
     assert "tools.wheelhouse --stack " + stack in result.stdout  # the artifact the stack uploads
+
+
+def test_the_runbooks_deploy_only_through_make_or_with_the_policy_pack() -> None:
+    for runbook in ("deploy.md", "alarms.md"):
+        for line in (ROOT / "docs" / runbook).read_text().splitlines():
+            for command in ("pulumi up -s", "pulumi preview -s"):
+                if command in line and "thin wrapper" not in line:
+                    assert "--policy-pack policy --policy-pack-config policy/config/" in line, (runbook, line)
+    deploy = (ROOT / "docs" / "deploy.md").read_text().split("\n## Deploy\n", 1)[1]
+    steps = [deploy.index(s) for s in ("app preflight --stage prod", "make preview STACK=prod", "make up STACK=prod")]
+    assert steps == sorted(steps)
+    assert "no `~ update`" in deploy and "= import" in deploy
