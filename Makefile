@@ -39,7 +39,7 @@ requirements:
 	$(PYTHON) -m tools.requirements
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis policy/venv
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache .hypothesis policy/venv build
 
 # The whole pipeline on this machine: anvil -> monitor -> Kinesis -> consumer -> DynamoDB (moto).
 demo: venv node
