@@ -2,8 +2,8 @@
 already exists, read before it runs, and the seed's pre-deployment backup of the tables.
 
 Since CLI 3.174 an `import` whose inputs differ from the live resource succeeds and then updates the
-live resource in the same `up`. This reads the live tables, the stage's SSM name parameters and the
-seed's alarm topic, compares them with what the stack declares (app/declared_tables.py, the stack
+live resource in the same `up`. This reads the live tables, the stage's SSM name parameters, the
+seed's alarm topic and every other name the stack creates (app/preflight_names.py), compares them with what the stack declares (app/declared_tables.py, the stack
 file's `tables.mode` and `stream.nameParameter`), prints every difference with what `up` would do,
 and exits 1 if anything would replace or destroy data or make `up` fail. It changes nothing except
 that it takes an on-demand backup of each adopted table (named with the date) and prints its ARN.
@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from app import aws
 from app.declared_tables import DeclaredTable, TableMode, declared_tables
 from app.names import OPERATOR_PARAMETERS, PROJECT, STREAM_PARAMETER, StageNames
+from app.preflight_names import taken_names
 
 ROOT = Path(__file__).resolve().parent.parent
 Effect = Literal["update", "replace", "destroy", "blocked"]
@@ -231,6 +232,8 @@ def run(
     dynamodb = client("dynamodb")
     differences, existing = check_tables(dynamodb, stage, stack.tables_mode)
     differences += check_parameters(client("ssm"), names, stack.stream_parameter_mode)
+    for taken in taken_names(client, names, region, account):
+        differences.append(Difference(taken, "blocked", "exists: up cannot create it (remove it, or import it)"))
     for difference in differences:
         print(f"  {difference.effect:<8} {difference.resource}: {difference.what}")
     print(describe_legacy_topic(client("sns"), f"arn:aws:sns:{region}:{account}:{names.legacy_alarm_topic}"))

@@ -238,3 +238,25 @@ def test_a_missing_table_read_error_is_one_line(aws, capsys, monkeypatch) -> Non
     assert main(["preflight", "--stage", "prod"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("preflight: An error occurred (AccessDeniedException)") and err.count("\n") == 1
+
+
+def test_names_the_stack_creates_that_are_taken_block(aws, capsys) -> None:
+    prod_as_declared()
+    client("kinesis").create_stream(StreamName=PROD.stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    client("iam").create_role(RoleName=PROD.monitor_role, AssumeRolePolicyDocument="{}")
+    key = client("kms").create_key()["KeyMetadata"]["KeyId"]
+    client("kms").create_alias(AliasName=PROD.key_alias("events"), TargetKeyId=key)
+    client("kms").create_alias(AliasName="alias/events-key", TargetKeyId=key)  # the old, stage-less alias
+    client("s3").create_bucket(Bucket=PROD.failed_batches_bucket("123456789012"))
+    client("sns").create_topic(Name=StageNames("staging").page_topic)  # another stage's: no conflict
+    code, lines, _ = run(capsys)
+    assert code == 1
+    blocked = sorted(line.split(": exists")[0].split(None, 1)[1] for line in lines_with(lines, "blocked"))
+    assert blocked == sorted(
+        [
+            f"stream {PROD.stream}",
+            f"role {PROD.monitor_role}",
+            f"kms alias {PROD.key_alias('events')}",
+            f"bucket {PROD.failed_batches_bucket('123456789012')}",
+        ]
+    )
