@@ -58,6 +58,8 @@ class StackFile:
     region: str
     tables_mode: TableMode
     stream_parameter_mode: Literal["create", "adopt"]
+    ami_id: str
+    architecture: str
 
 
 def read_stack_file(stage: str, root: Path = ROOT) -> StackFile:
@@ -67,10 +69,17 @@ def read_stack_file(stage: str, root: Path = ROOT) -> StackFile:
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     tables = config.get(f"{PROJECT}:tables") or {}
     stream = config.get(f"{PROJECT}:stream") or {}
+    monitor = config.get(f"{PROJECT}:monitor") or {}
     mode, parameter_mode = tables.get("mode"), stream.get("nameParameter", "create")
     if mode not in ("create", "adopt") or parameter_mode not in ("create", "adopt"):
         raise PreflightError(f"{path.name}: tables.mode and stream.nameParameter must be create or adopt", code=2)
-    return StackFile(region=str(config.get("aws:region", "")), tables_mode=mode, stream_parameter_mode=parameter_mode)
+    return StackFile(
+        region=str(config.get("aws:region", "")),
+        tables_mode=mode,
+        stream_parameter_mode=parameter_mode,
+        ami_id=str(monitor.get("amiId", "")),
+        architecture=str(monitor.get("architecture", "")),
+    )
 
 
 # --- tables -----------------------------------------------------------------------------------------
@@ -184,6 +193,23 @@ def check_parameters(ssm: Any, names: StageNames, stream_mode: str) -> list[Diff
     return differences
 
 
+def check_image(ec2: Any, ami_id: str, architecture: str) -> list[Difference]:
+    """The monitor's pinned image must exist here and fit the instance type's architecture."""
+    where = f"monitor.amiId {ami_id}"
+    try:
+        images = ec2.describe_images(ImageIds=[ami_id])["Images"]
+    except ClientError as error:
+        if not _code(error).startswith("InvalidAMIID"):
+            raise
+        images = []
+    if not images:
+        return [Difference(where, "blocked", "no such image in this region: the host cannot launch (`make ami`)")]
+    if images[0].get("Architecture") != architecture:
+        what = f"is {images[0].get('Architecture')}, monitor.architecture is {architecture}: the host cannot launch"
+        return [Difference(where, "blocked", what)]
+    return []
+
+
 def describe_legacy_topic(sns: Any, topic_arn: str) -> str:
     try:
         sns.get_topic_attributes(TopicArn=topic_arn)
@@ -232,6 +258,7 @@ def run(
     dynamodb = client("dynamodb")
     differences, existing = check_tables(dynamodb, stage, stack.tables_mode)
     differences += check_parameters(client("ssm"), names, stack.stream_parameter_mode)
+    differences += check_image(client("ec2"), stack.ami_id, stack.architecture)
     for taken in taken_names(client, names, region, account):
         differences.append(Difference(taken, "blocked", "exists: up cannot create it (remove it, or import it)"))
     for difference in differences:

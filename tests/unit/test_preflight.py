@@ -3,8 +3,10 @@ them or as they should be, compared with what the stack declares; exit codes and
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,9 +27,20 @@ def client(service: str) -> Any:
     return boto3.client(service, region_name="us-east-1")
 
 
+@functools.cache
+def moto_image(architecture: str) -> str:
+    """One of the images moto ships (the same ids in every mock)."""
+    images = client("ec2").describe_images(Owners=["amazon"])["Images"]
+    return next(i["ImageId"] for i in images if i.get("Architecture") == architecture)
+
+
 @pytest.fixture
-def aws() -> Iterator[None]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto, with the stack file's monitor.amiId (a placeholder until set) naming one of moto's arm64 images."""
     with mock_aws():
+        stack_file = preflight.read_stack_file
+        image = moto_image("arm64")
+        monkeypatch.setattr(preflight, "read_stack_file", lambda stage: replace(stack_file(stage), ami_id=image))
         yield
 
 
@@ -260,3 +273,18 @@ def test_names_the_stack_creates_that_are_taken_block(aws, capsys) -> None:
             f"bucket {PROD.failed_batches_bucket('123456789012')}",
         ]
     )
+
+
+def test_the_monitor_image_must_exist_and_fit_the_architecture(capsys, monkeypatch) -> None:
+    with mock_aws():
+        prod_as_declared()
+        # The committed placeholder: no such image.
+        code, lines, _ = run(capsys)
+        [blocked] = lines_with(lines, "blocked")
+        assert code == 1 and "monitor.amiId ami-0000000000000a123: no such image" in blocked
+        stack_file = preflight.read_stack_file
+        image = moto_image("x86_64")
+        monkeypatch.setattr(preflight, "read_stack_file", lambda stage: replace(stack_file(stage), ami_id=image))
+        code, lines, _ = run(capsys)
+        [blocked] = lines_with(lines, "blocked")
+        assert code == 1 and "is x86_64, monitor.architecture is arm64" in blocked
