@@ -8,9 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
-from app.errors import one_line_errors
-
 from app import preflight
+from app.errors import one_line_errors
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,10 +22,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ClientError
 
 from app import aws
 from app.declared_tables import DeclaredTable, TableMode, declared_tables
+from app.errors import OperatorError
 from app.names import OPERATOR_PARAMETERS, PROJECT, STREAM_PARAMETER, StageNames
 from app.preflight_names import taken_names
 
@@ -34,14 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 Effect = Literal["update", "replace", "destroy", "blocked"]
 # What makes preflight fail: data replaced or destroyed, or an `up` that cannot succeed.
 FAILING: frozenset[Effect] = frozenset({"replace", "destroy", "blocked"})
-
-
-class PreflightError(Exception):
-    """A one-line reason to stop; `code` is the exit code."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -65,14 +57,14 @@ class StackFile:
 def read_stack_file(stage: str, root: Path = ROOT) -> StackFile:
     path = root / f"Pulumi.{stage}.yaml"
     if not path.is_file():
-        raise PreflightError(f"--stage {stage}: no stack file {path.name}", code=2)
+        raise OperatorError(f"--stage {stage}: no stack file {path.name}", code=2)
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     tables = config.get(f"{PROJECT}:tables") or {}
     stream = config.get(f"{PROJECT}:stream") or {}
     monitor = config.get(f"{PROJECT}:monitor") or {}
     mode, parameter_mode = tables.get("mode"), stream.get("nameParameter", "create")
     if mode not in ("create", "adopt") or parameter_mode not in ("create", "adopt"):
-        raise PreflightError(f"{path.name}: tables.mode and stream.nameParameter must be create or adopt", code=2)
+        raise OperatorError(f"{path.name}: tables.mode and stream.nameParameter must be create or adopt", code=2)
     return StackFile(
         region=str(config.get("aws:region", "")),
         tables_mode=mode,
@@ -246,13 +238,13 @@ def run(
     try:
         names = StageNames(stage)
     except ValueError as error:
-        raise PreflightError(f"--stage {error}", code=2) from None
+        raise OperatorError(f"--stage {error}", code=2) from None
     stack = read_stack_file(stage)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if not region:
-        raise PreflightError(f"no AWS region: set AWS_REGION (Pulumi.{stage}.yaml deploys to {stack.region})")
+        raise OperatorError(f"no AWS region: set AWS_REGION (Pulumi.{stage}.yaml deploys to {stack.region})", code=1)
     if stack.region and region != stack.region:
-        raise PreflightError(f"AWS_REGION is {region} but Pulumi.{stage}.yaml deploys to {stack.region}")
+        raise OperatorError(f"AWS_REGION is {region} but Pulumi.{stage}.yaml deploys to {stack.region}", code=1)
     account = client("sts").get_caller_identity()["Account"]
     print(f"preflight {stage}: account {account}, {region}; tables.mode {stack.tables_mode}")
     dynamodb = client("dynamodb")
@@ -279,20 +271,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        return run(args.stage)
-    except PreflightError as error:
-        print(f"preflight: {error}", file=sys.stderr)
-        return error.code
-    except NoCredentialsError:
-        print("preflight: no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID for the account", file=sys.stderr)
-        return 1
-    except NoRegionError:
-        print("preflight: no AWS region: set AWS_REGION", file=sys.stderr)
-        return 1
-    except (ClientError, BotoCoreError) as error:
-        print(f"preflight: {error}", file=sys.stderr)
-        return 1
+    """Errors (bad input, no credentials or region, an AWS refusal) are one line: app/errors.py."""
+    return run(args.stage)
 
 
 def _code(error: ClientError) -> str:

@@ -208,15 +208,15 @@ def test_the_declaration_compared_is_the_stacks() -> None:
 @pytest.mark.parametrize(
     ("argv", "env", "code", "message"),
     [
-        (["--stage", "Prod!"], {}, 2, "preflight: --stage stage: expected a short lowercase name"),
-        (["--stage", "qa"], {}, 2, "preflight: --stage qa: no stack file Pulumi.qa.yaml"),
-        (["--stage", "prod"], {"AWS_REGION": None, "AWS_DEFAULT_REGION": None}, 1, "preflight: no AWS region"),
-        (["--stage", "prod"], {"AWS_REGION": "eu-west-1"}, 1, "preflight: AWS_REGION is eu-west-1 but"),
+        (["--stage", "Prod!"], {}, 2, "error: --stage stage: expected a short lowercase name"),
+        (["--stage", "qa"], {}, 2, "error: --stage qa: no stack file Pulumi.qa.yaml"),
+        (["--stage", "prod"], {"AWS_REGION": None, "AWS_DEFAULT_REGION": None}, 1, "error: no AWS region"),
+        (["--stage", "prod"], {"AWS_REGION": "eu-west-1"}, 1, "error: AWS_REGION is eu-west-1 but"),
         (
             ["--stage", "prod"],
             {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_EC2_METADATA_DISABLED": "true"},
             1,
-            "preflight: no AWS credentials",
+            "error: no AWS credentials",
         ),
     ],
 )
@@ -250,7 +250,8 @@ def test_a_missing_table_read_error_is_one_line(aws, capsys, monkeypatch) -> Non
     monkeypatch.setattr(preflight.aws, "client", denied)
     assert main(["preflight", "--stage", "prod"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("preflight: An error occurred (AccessDeniedException)") and err.count("\n") == 1
+    assert err.startswith("error: DescribeTable: AccessDeniedException: not allowed")
+    assert err.count("\n") == 1
 
 
 def test_names_the_stack_creates_that_are_taken_block(aws, capsys) -> None:
