@@ -49,6 +49,17 @@ def _start(stack: str, pwd: Path, program: str, folder: Path) -> subprocess.Pope
     return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _finish(process: subprocess.Popen[str]) -> str:
+    """Its output; a shim that hangs is stopped, never left running after the test."""
+    try:
+        output, _ = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return output
+
+
 def _folder(tmp_path: Path, name: str) -> Path:
     folder = tmp_path / name
     folder.mkdir()
@@ -62,7 +73,7 @@ def test_both_stacks_run_as_the_cli_runs_them_and_declare_what_the_tests_record(
     pwd, program = project_entry(ROOT)
     started = {stack: _start(stack, pwd, program, _folder(tmp_path, stack)) for stack in STACKS}
     for stack, process in started.items():
-        output, _ = process.communicate(timeout=240)
+        output = _finish(process)
         assert process.returncode == 0, output[-3000:]
         declared = json.loads((tmp_path / stack / "out.json").read_text())
         # Registration order depends on when outputs resolve; the set of resources does not.
@@ -74,6 +85,6 @@ def test_a_main_naming_the_file_fails_as_the_cli_would(tmp_path: Path) -> None:
     # What `main: __main__.py` made the CLI do: the program runs, its first import of the repository fails.
     pwd, program = resolve_main(ROOT, "__main__.py")
     process = _start("staging", pwd, program, _folder(tmp_path, "file-main"))
-    output, _ = process.communicate(timeout=240)
+    output = _finish(process)
     assert process.returncode != 0
     assert "ModuleNotFoundError: No module named 'app'" in output
