@@ -231,7 +231,7 @@ def back_up(dynamodb: Any, tables: list[str], now: datetime) -> list[str]:
     return lines
 
 
-def run(
+def check(
     stage: str, client: Callable[[str], Any] | None = None, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> int:
     client = client or aws.client
@@ -270,9 +270,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", required=True, help="the stage whose stack file and live resources to compare")
 
 
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Errors (bad input, no credentials or region, an AWS refusal) are one line: app/errors.py."""
-    return run(args.stage)
+    return check(args.stage)
 
 
 def _code(error: ClientError) -> str:

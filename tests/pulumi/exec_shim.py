@@ -28,6 +28,11 @@ if __name__ == "__main__":
     parser.add_argument("PROGRAM")
     args = parser.parse_args()
 
+    # The venv Pulumi's own flow creates (`pulumi install`: requirements.txt only) has no editable install
+    # of this project, which `make venv` adds: the program must not need it, so this shim drops it.
+    sys.meta_path = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+    sys.path_hooks = [h for h in sys.path_hooks if not getattr(h, "__module__", "").startswith("__editable__")]
+
     # The shim's first steps: config (and which keys are secret) from the environment the engine set.
     pulumi.runtime.set_all_config(pulumi.runtime.get_config_env(), pulumi.runtime.get_config_secret_keys_env())
 

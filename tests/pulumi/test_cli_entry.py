@@ -1,7 +1,8 @@
 """The stack program started exactly as the Pulumi CLI starts it: `main` resolved from Pulumi.yaml as
 the engine does, then the language host's exec shim (a copy, tests/pulumi/exec_shim.py) run from a
-folder outside the repository with no PYTHONPATH. In-process tests have the repository on sys.path
-and cannot see an import that only works there."""
+folder outside the repository with no PYTHONPATH and without the editable install of this project
+that `make venv` adds (the venv `pulumi install` creates has none). In-process tests have the
+repository on sys.path and cannot see an import that only works there."""
 
 from __future__ import annotations
 

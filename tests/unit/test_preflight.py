@@ -89,7 +89,7 @@ def prod_as_declared(*, parameter: str | None = PROD.stream, tokens: bool = True
 
 
 def run(capsys: pytest.CaptureFixture[str], stage: str = "prod") -> tuple[int, list[str], str]:
-    code = preflight.run(stage, client, now=lambda: NOW)
+    code = preflight.check(stage, client, now=lambda: NOW)
     captured = capsys.readouterr()
     return code, captured.out.splitlines(), captured.err
 
