@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from app import preflight
@@ -234,24 +235,21 @@ def test_bad_input_and_missing_environment_are_one_line(monkeypatch, capsys, arg
     assert err.startswith(message) and err.count("\n") == 1, err
 
 
-def test_a_missing_table_read_error_is_one_line(aws, capsys, monkeypatch) -> None:
+def test_an_aws_refusal_is_one_line_naming_the_resource(aws, capsys, monkeypatch) -> None:
+    made = preflight.aws.client
+
     def denied(service: str) -> Any:
-        real = client(service)
+        real = made(service)  # the app's client, which remembers each request's parameters
         if service == "dynamodb":
-
-            def describe_table(**_: Any) -> Any:
-                raise real.exceptions.ClientError(
-                    {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeTable"
-                )
-
-            real.describe_table = describe_table
+            stubber = Stubber(real)
+            stubber.add_client_error("describe_table", "AccessDeniedException", "not allowed")
+            stubber.activate()
         return real
 
     monkeypatch.setattr(preflight.aws, "client", denied)
     assert main(["preflight", "--stage", "prod"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: DescribeTable: AccessDeniedException: not allowed")
-    assert err.count("\n") == 1
+    assert err == f"error: DescribeTable on table {PROD.tokens_table}: AccessDeniedException: not allowed\n"
 
 
 def test_names_the_stack_creates_that_are_taken_block(aws, capsys) -> None:
