@@ -14,11 +14,20 @@ RECORD_ERRORS = ("ProvisionedThroughputExceededException", "InternalFailure")
 
 
 class FaultyKinesis:
-    def __init__(self, client: Any, *, failure_rate: float = 0.3, call_failure_rate: float = 0.05, seed: int = 0):
+    def __init__(
+        self,
+        client: Any,
+        *,
+        failure_rate: float = 0.3,
+        call_failure_rate: float = 0.05,
+        seed: int = 0,
+        failing_calls: tuple[int, ...] = (),
+    ):
         self.client = client
         self.failure_rate = failure_rate
         self.call_failure_rate = call_failure_rate
         self.random = random.Random(seed)
+        self.failing_calls = set(failing_calls)  # call numbers (from 1) that fail whatever the dice say
         self.lock = threading.Lock()
         self.moto_lock = threading.Lock()  # moto's Shard.put_record is not safe for concurrent writers
         self.in_flight: set[str] = set()
@@ -40,7 +49,7 @@ class FaultyKinesis:
             if self.in_flight & set(keys):
                 self.violations.append("a partition key in two calls at once")
             self.in_flight |= set(keys)
-            fail_call = self.random.random() < self.call_failure_rate
+            fail_call = self.random.random() < self.call_failure_rate or self.calls in self.failing_calls
             failing = [self.random.random() < self.failure_rate for _ in Records]
         try:
             if fail_call:
