@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError
 from app import processor
 from tests.support.aws import POINTS, TOKENS, moto_ledger
 from tests.support.chain import RATE_KEY, KinesisBatch, LambdaContext, address, mint, transfer
+from tests.support.emf import metric_totals
 
 A, B = address(0xA), address(0xB)
 
@@ -26,22 +27,9 @@ def ledger(monkeypatch):
 
 
 def emitted_metrics(capsys) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        try:
-            blob = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "_aws" not in blob:
-            continue
-        (directive,) = blob["_aws"]["CloudWatchMetrics"]
-        assert directive["Namespace"] == "NGUPoints/Processor"
-        assert directive["Dimensions"] == [["Stage"]] and blob["Stage"] == "test"
-        for metric in directive["Metrics"]:
-            totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
-                blob[metric["Name"]] if isinstance(blob[metric["Name"]], list) else [blob[metric["Name"]]]
-            )
-    return totals
+    out = capsys.readouterr().out
+    assert '"Stage":"test"' in out
+    return metric_totals(out)
 
 
 def sequence_numbers(records):
