@@ -5,32 +5,27 @@ handlers on a client (inside `mock_aws`), so the code under test keeps its own c
 error handling. Every client attached to one `Contention` shares its model of the service:
 
 - every call takes `latency` seconds;
-- a `TransactWriteItems` holds each item it touches for the whole call. Another one touching a held
+- a `TransactWriteItems` holds each item it touches for its round trip. Another one touching a held
   item is cancelled (`TransactionCanceledException`, reason `TransactionConflict` on the held items
   and `None` on the others), and a `PutItem` / `UpdateItem` / `DeleteItem` of a held item fails with
   `TransactionConflictException`, as DynamoDB documents ("Transaction conflict handling"). Reads are
   never refused: they see the last committed state. A conflicted call takes its round trip too;
 - moto runs one call at a time: its backend is not thread-safe (a cancelled transaction restores
-  whole tables from a copy, which would undo another thread's write in between);
-- moto's transaction rollback copies only the items the transaction touches, not whole tables:
-  otherwise each transaction costs time in proportion to the table (~2 tx/s at 20k items) and a
-  benchmark would measure moto's copying, not the code under test.
+  whole tables from a copy, which would undo another thread's write in between), and runs with
+  tests/support/moto_speedups.py, so that a benchmark measures the code under test, not moto.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
-from collections import Counter, defaultdict
-from types import SimpleNamespace
+from collections import Counter
 from typing import Any
 
-import moto.dynamodb.models as moto_dynamodb
 from botocore.awsrequest import AWSResponse
-from moto.dynamodb.models.dynamo_type import DynamoType
-from moto.dynamodb.models.table import Table
+
+from tests.support.moto_speedups import faster_moto
 
 _SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 ItemId = tuple[str, str]  # (table, key as canonical JSON)
@@ -40,11 +35,11 @@ class Contention:
     def __init__(self, latency: float = 0.0) -> None:
         self.latency = latency
         self.conflicts: Counter[str] = Counter()  # refused calls by operation
+        self.moto_seconds = 0.0  # time moto spent on the calls, one at a time
         self._held: set[ItemId] = set()
         self._lock = threading.Lock()  # guards _held and conflicts
         self._moto = threading.Lock()  # one moto call at a time
-        self._touched: dict[str, set[str]] = {}  # what the transaction inside moto now touches
-        self._real_copy: Any = None
+        self._speedups: Any = None
 
     def attach(self, client: Any) -> Any:
         events = client.meta.events
@@ -53,13 +48,18 @@ class Contention:
         events.register("after-call-error.dynamodb.*", self._after_call)
         return client
 
+    def holding(self) -> int:
+        """How many items in-flight transactions hold now."""
+        with self._lock:
+            return len(self._held)
+
     def __enter__(self) -> Contention:
-        self._real_copy = moto_dynamodb.copy
-        moto_dynamodb.copy = SimpleNamespace(deepcopy=self._snapshot, copy=copy.copy)
+        self._speedups = faster_moto()
+        self._speedups.__enter__()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        moto_dynamodb.copy = self._real_copy
+    def __exit__(self, *exc: object) -> None:
+        self._speedups.__exit__(*exc)
 
     # -- botocore handlers ------------------------------------------------------------------------
 
@@ -74,35 +74,22 @@ class Contention:
                 self.conflicts[operation] += 1
             elif operation == "TransactWriteItems":
                 self._held.update(touched)
-                context["contention_held"] = touched
         time.sleep(self.latency)
         if refused:
             return _conflict(operation, held)
+        if operation == "TransactWriteItems":
+            # The round trip is over: what moto spends applying it is an artefact, not a hold.
+            with self._lock:
+                self._held.difference_update(touched)
         self._moto.acquire()
-        context["contention_moto"] = True
-        self._touched = _by_table(touched)
+        context["contention_moto"] = time.perf_counter()
         return None
 
     def _after_call(self, context: dict[str, Any], **_: Any) -> None:
-        if context.pop("contention_moto", False):
-            self._touched = {}
+        started = context.pop("contention_moto", None)
+        if started is not None:
+            self.moto_seconds += time.perf_counter() - started
             self._moto.release()
-        held = context.pop("contention_held", None)
-        if held:
-            with self._lock:
-                self._held.difference_update(held)
-
-    def _snapshot(self, value: Any) -> Any:
-        touched = self._touched.get(getattr(value, "name", None)) if isinstance(value, Table) else None
-        if touched is None or value.has_range_key:
-            return copy.deepcopy(value)
-        clone = copy.copy(value)
-        clone.items = defaultdict(dict, value.items)
-        for key in touched:
-            hash_value = DynamoType(json.loads(key)[value.hash_key_attr])
-            if hash_value in value.items:
-                clone.items[hash_value] = copy.deepcopy(value.items[hash_value])
-        return clone
 
 
 def _touched(operation: str, body: dict[str, Any]) -> list[ItemId]:
@@ -116,13 +103,6 @@ def _touched(operation: str, body: dict[str, Any]) -> list[ItemId]:
         # A Put names its key among its attributes, and the key schema is not known here.
         raise NotImplementedError(f"{operation}: the contention model identifies items by Key; Put is not modelled")
     return [(op["TableName"], json.dumps(op["Key"], sort_keys=True)) for op in ops]
-
-
-def _by_table(items: list[ItemId]) -> dict[str, set[str]]:
-    tables: dict[str, set[str]] = defaultdict(set)
-    for table, key in items:
-        tables[table].add(key)
-    return tables
 
 
 def _conflict(operation: str, held: list[bool]) -> tuple[AWSResponse, dict[str, Any]]:
