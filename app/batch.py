@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from app.events import ChainEvent
-from app.ledger import HolderDelta, TokenState, Transition, is_stale, transition
+from app.ledger import HolderDelta, InconsistentEvent, TokenState, Transition, is_stale, transition
 
 MAX_ITEMS = 100  # DynamoDB's limit of items per TransactWriteItems
 
@@ -49,17 +49,14 @@ class TokenWrite:
     event: ChainEvent  # that event (the item's identity attributes come from it)
 
 
-@dataclass(frozen=True, slots=True)
-class HolderWrite:
-    delta: HolderDelta  # the sum of the group's deltas for this holder
-    changed_at: int  # the latest block time among them
-
-
 @dataclass(frozen=True)
 class Group:
     steps: tuple[Step, ...]
     tokens: tuple[TokenWrite, ...]
-    holders: tuple[HolderWrite, ...]
+    holders: tuple[HolderDelta, ...]  # one sum per holder; its `changed_at` the latest among them
+    # The event right after the steps can never apply on the state they leave (a poison record):
+    # the group ends before it, so that it is quarantined in its place in the batch.
+    inconsistent: InconsistentEvent | None = None
 
     @property
     def items(self) -> int:
@@ -83,26 +80,26 @@ def plan(
         raise ValueError(f"max_items: one event may touch 3 items, got {max_items}")
     reads: dict[str, TokenState | None] = {}
     tokens: dict[str, TokenWrite] = {}
-    holders: dict[str, HolderWrite] = {}
+    holders: dict[str, HolderDelta] = {}
     steps: list[Step] = []
+    inconsistent = None
     for item in pending[:max_events]:
         event, key = item.event, item.event.token_key
         current = tokens[key].state if key in tokens else states[key]
         if is_stale(current, event):
             steps.append(Step(event, None))
             continue
-        change = transition(current, event, item.weight)
+        try:
+            change = transition(current, event, item.weight)
+        except InconsistentEvent as error:
+            inconsistent = error
+            break
         new_items = (key not in tokens) + sum(d.holder not in holders for d in change.deltas)
         if len(tokens) + len(holders) + new_items > max_items:
             break
         reads.setdefault(key, current)
         tokens[key] = TokenWrite(key, reads[key], change.token, event)
         for delta in change.deltas:
-            was = holders.get(delta.holder)
-            holders[delta.holder] = (
-                HolderWrite(was.delta + delta, max(was.changed_at, event.block_timestamp))
-                if was
-                else HolderWrite(delta, event.block_timestamp)
-            )
+            holders[delta.holder] = holders[delta.holder] + delta if delta.holder in holders else delta
         steps.append(Step(event, change))
-    return Group(tuple(steps), tuple(tokens.values()), tuple(holders.values()))
+    return Group(tuple(steps), tuple(tokens.values()), tuple(holders.values()), inconsistent)

@@ -118,9 +118,10 @@ class Consumer:
         states: dict[str, Any],
         counts: dict[str, int],
     ) -> int:
-        """Quarantine the poison record at `index`, or commit the group of events starting there.
-        Returns the index after what was handled. A poison record ends a group, so that nothing
-        after a record that failed has been applied or quarantined."""
+        """Quarantine the poison record at `index`, or commit the group of events starting there
+        (and quarantine the inconsistent event that may end it). Returns the index after what was
+        handled. A poison record ends a group, so that nothing after a record that failed has been
+        applied or quarantined."""
         item = items[index]
         if isinstance(item, Poison):
             logger.set_correlation_id(records[index].get("eventID"))
@@ -135,7 +136,13 @@ class Consumer:
         for step in committed.group.steps:
             for name in _count(step):
                 counts[name] += 1
-        return index + len(committed.group.steps)
+        index += len(committed.group.steps)
+        if committed.group.inconsistent:  # it ended the group: quarantined in its place
+            logger.set_correlation_id(items[index].event.id)
+            self._quarantine(records[index], str(committed.group.inconsistent))
+            counts["PoisonRecords"] += 1
+            index += 1
+        return index
 
     def _classify(self, record: dict[str, Any]) -> Pending | Poison:
         parsed = _parse(record)
@@ -178,6 +185,8 @@ class Consumer:
 
 
 def _parse(record: dict[str, Any]) -> ChainEvent | Poison:
+    """Never raises: decoding is a pure function of the record's bytes, so whatever it cannot
+    decode now it never will, and the record is poison (quarantined), not a failure of the batch."""
     try:
         data = base64.b64decode(record["kinesis"]["data"], validate=True)
     except (KeyError, TypeError, binascii.Error, ValueError) as error:
@@ -186,6 +195,8 @@ def _parse(record: dict[str, Any]) -> ChainEvent | Poison:
         return decode(data)
     except InvalidEvent as error:
         return Poison(str(error))
+    except Exception as error:  # a decoder defect must still cost one record, not the shard
+        return Poison(f"record: cannot be decoded ({type(error).__name__}: {str(error)[:200]})")
 
 
 def _count(step: Step) -> tuple[str, ...]:

@@ -21,9 +21,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app import aws
-from app.batch import MAX_ITEMS, Group, HolderWrite, Pending, TokenWrite, plan
+from app.batch import MAX_ITEMS, Group, Pending, TokenWrite, plan
 from app.events import ChainEvent
-from app.ledger import HolderPoints, TokenState, Transition
+from app.ledger import HolderDelta, HolderPoints, TokenState, Transition
 
 BATCH_GET_LIMIT = 100
 _RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
@@ -104,10 +104,12 @@ class Committed:
 
 
 class LostLocks(Exception):
-    """Token conditions failed: each key maps to the item DynamoDB returned, or None (re-read it)."""
+    """Conditions cancelled a group: tokens' (each key maps to the item DynamoDB returned, or None:
+    re-read it) and holders' `lastChangeAt` (holder -> the time refused: a later one is kept)."""
 
-    def __init__(self, current: dict[str, TokenState | None]) -> None:
+    def __init__(self, current: dict[str, TokenState | None], later: dict[str, int]) -> None:
         self.current = current
+        self.later = later
 
 
 class StoreError(RuntimeError):
@@ -139,6 +141,8 @@ class Store:
         """Apply one event exactly once. `known` is the token as prefetched (saves the read)."""
         states = {} if known is UNREAD else {event.token_key: known}
         committed = self.apply_group([Pending(event, weight)], states)
+        if committed.group.inconsistent:
+            raise committed.group.inconsistent
         (step,) = committed.group.steps
         if step.transition is None:
             return ApplyResult(Outcome.DUPLICATE, states[event.token_key], attempts=committed.attempts)
@@ -158,16 +162,20 @@ class Store:
         unread = {p.event.token_key for p in pending} - states.keys()
         if unread:
             states.update(self.prefetch(unread))
+        # Holders whose item records a later change than the time the group would set: their update
+        # only ADDs (see holder_update). holder -> the change time its condition refused.
+        later: dict[str, int] = {}
         for attempt in range(1, self.max_attempts + 1):
             group = plan(pending, states, max_items=self.max_items, max_events=max_events)
             if not group.tokens:  # duplicates only: nothing to write
                 return Committed(group, attempt)
             try:
-                self._commit(group)
+                self._commit(group, later)
             except LostLocks as lost:
                 unknown = [key for key, state in lost.current.items() if state is None]
                 states.update({key: state for key, state in lost.current.items() if state is not None})
                 states.update(self.prefetch(unknown) if unknown else {})
+                later.update(lost.later)
                 continue
             except _Contended:
                 _backoff(attempt)
@@ -178,11 +186,14 @@ class Store:
         more = f" and the {len(pending) - 1} after it" if len(pending) > 1 else ""
         raise StoreError(f"event {first}{more}: gave up after {self.max_attempts} attempts (lock or conflicts)")
 
-    def _commit(self, group: Group) -> None:
-        items = [{"Update": self._token_update(write)} for write in group.tokens]
-        items += [{"Update": self._holder_update(write)} for write in group.holders]
+    def _commit(self, group: Group, later: dict[str, int]) -> None:
+        updates = [self._token_update(write) for write in group.tokens]
+        updates += [
+            holder_update(self.points_table, d, keep_latest_change=d.changed_at > later.get(d.holder, -1))
+            for d in group.holders
+        ]
         try:
-            self.client.transact_write_items(TransactItems=items)
+            self.client.transact_write_items(TransactItems=[{"Update": update} for update in updates])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
@@ -192,8 +203,9 @@ class Store:
                 for write, reason in zip(group.tokens, reasons, strict=False)
                 if reason.get("Code") == "ConditionalCheckFailed"
             }
-            if lost:
-                raise LostLocks(lost) from None
+            kept = later_change_kept(updates, reasons)
+            if lost or kept:
+                raise LostLocks(lost, {d.holder: d.changed_at for d in group.holders if d.holder in kept}) from None
             if any(r.get("Code") in _RETRYABLE_CANCELLATIONS for r in reasons):
                 raise _Contended() from None
             raise
@@ -227,20 +239,6 @@ class Store:
             update["ConditionExpression"] = "lastSeq = :readSeq"
             update["ExpressionAttributeValues"][":readSeq"] = _n(read.last_seq)
         return update
-
-    def _holder_update(self, write: HolderWrite) -> dict[str, Any]:
-        delta = write.delta
-        return {
-            "TableName": self.points_table,
-            "Key": {"holder": {"S": delta.holder}},
-            "UpdateExpression": "ADD weightedSeconds :ws, weightedHeld :wh, weightedSinceSum :wss, tokensHeld :th",
-            "ExpressionAttributeValues": {
-                ":ws": _n(delta.weighted_seconds),
-                ":wh": _n(delta.weighted_held),
-                ":wss": _n(delta.weighted_since_sum),
-                ":th": _n(delta.tokens_held),
-            },
-        }
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -304,12 +302,55 @@ class Store:
                 yield item["holder"]["S"], holder_from_item(item)
 
     def leaderboard(self, at: int, limit: int = 10) -> list[tuple[str, Fraction, HolderPoints]]:
-        rows = ((holder, row.points_at(at), row) for holder, row in self.holders())
+        """The top holders at `at`; raises BeforeLastChange when `at` precedes any holder's last change."""
+        rows = []
+        for holder, row in self.holders():
+            row.require_answer(holder, at)
+            rows.append((holder, row.points_at(at), row))
         return heapq.nlargest(limit, rows, key=lambda r: (r[1], r[0]))
 
 
 class _Contended(Exception):
     pass
+
+
+def holder_update(points_table: str, delta: HolderDelta, *, keep_latest_change: bool = True) -> dict[str, Any]:
+    """The `points` item's update: ADD the delta and keep `lastChangeAt` = the latest change time.
+
+    ADDs commute, so events of different tokens may land in any order across shards; a plain
+    `SET lastChangeAt` would then leave an older time behind. The SET is conditional on the item
+    holding no later time. When that condition fails (DynamoDB cancels the whole transaction with
+    ConditionalCheckFailed on this item), the item already records a later change: retry the
+    transaction with `keep_latest_change=False` for it (ADDs only). The time stays the exact maximum.
+    """
+    update: dict[str, Any] = {
+        "TableName": points_table,
+        "Key": {"holder": {"S": delta.holder}},
+        "UpdateExpression": "ADD weightedSeconds :ws, weightedHeld :wh, weightedSinceSum :wss, tokensHeld :th",
+        "ExpressionAttributeValues": {
+            ":ws": _n(delta.weighted_seconds),
+            ":wh": _n(delta.weighted_held),
+            ":wss": _n(delta.weighted_since_sum),
+            ":th": _n(delta.tokens_held),
+        },
+    }
+    if keep_latest_change:
+        update["UpdateExpression"] += " SET lastChangeAt = :at"
+        update["ConditionExpression"] = "attribute_not_exists(lastChangeAt) OR lastChangeAt <= :at"
+        update["ExpressionAttributeValues"][":at"] = _n(delta.changed_at)
+    return update
+
+
+def later_change_kept(updates: list[dict[str, Any]], reasons: list[dict[str, Any]]) -> frozenset[str]:
+    """Holders whose `lastChangeAt` condition cancelled the transaction. `updates`: the Update of
+    every item in transaction order (tokens too), aligned with the CancellationReasons."""
+    return frozenset(
+        update["Key"]["holder"]["S"]
+        for update, reason in zip(updates, reasons, strict=False)
+        if reason.get("Code") == "ConditionalCheckFailed"
+        and "holder" in update["Key"]
+        and "ConditionExpression" in update
+    )
 
 
 def token_from_item(item: dict[str, Any]) -> TokenState:
@@ -328,7 +369,11 @@ def holder_from_item(item: dict[str, Any]) -> HolderPoints:
         return int(item[name]["N"]) if name in item else 0
 
     return HolderPoints(
-        number("weightedSeconds"), number("weightedHeld"), number("weightedSinceSum"), number("tokensHeld")
+        number("weightedSeconds"),
+        number("weightedHeld"),
+        number("weightedSinceSum"),
+        number("tokensHeld"),
+        int(item["lastChangeAt"]["N"]) if "lastChangeAt" in item else None,
     )
 
 
