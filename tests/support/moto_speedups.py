@@ -5,7 +5,7 @@ compares them); what changes is only what moto spends:
 - a `TransactWriteItems` snapshots the items it touches to roll back, where stock moto deep-copies
   every table it touches once per item of the transaction (its cost grows with the table: ~2 tx/s
   at 20k items);
-- an `UpdateItem` whose expression is plain `SET name = :value, ...` or `ADD name :number, ...`
+- an `UpdateItem` whose expression is plain `SET name = :value, ...` and/or `ADD name :number, ...`
   (what app/store.py writes) is applied directly; its condition still goes through moto's own
   condition evaluation. Stock moto parses, copies and walks an expression tree about a dozen times
   per item (~1-3 ms an item here), which would make moto, not the code under test, the bottleneck.
@@ -30,7 +30,6 @@ from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 
-_CLAUSE = re.compile(r"\s*(SET|ADD)\s+(.*)", re.S)
 _NAME = r"#?[A-Za-z_][A-Za-z0-9_]*"
 _SET = re.compile(rf"\s*({_NAME})\s*=\s*(:[A-Za-z0-9_]+)\s*")
 _ADD = re.compile(rf"\s*({_NAME})\s+(:[A-Za-z0-9_]+)\s*")
@@ -133,23 +132,23 @@ def faster_moto() -> Iterator[None]:
 
 
 def _plain_update(expression: str, names: dict[str, str], values: dict[str, Any]) -> list[tuple] | None:
-    """[(SET|ADD, attribute, DynamoType)] for one plain SET or ADD clause of distinct top-level
+    """[(SET|ADD, attribute, DynamoType)] for plain SET and ADD clauses of distinct top-level
     attributes (numbers only for ADD); None for anything else."""
-    clause = _CLAUSE.fullmatch(expression or "")
-    if not clause:
+    parts = re.split(r"\b(SET|ADD)\b", expression or "")
+    if len(parts) < 3 or parts[0].strip() or len(set(parts[1::2])) != len(parts[1::2]):
         return None
-    action, body = clause.groups()
-    pattern = _SET if action == "SET" else _ADD
     plan = []
-    for part in body.split(","):
-        match = pattern.fullmatch(part)
-        if not match or match.group(2) not in values:
-            return None
-        name = names.get(match.group(1), match.group(1)) if match.group(1).startswith("#") else match.group(1)
-        value = DynamoType(values[match.group(2)])
-        if action == "ADD" and not value.is_number():
-            return None
-        plan.append((action, name, value))
+    for action, body in zip(parts[1::2], parts[2::2], strict=True):
+        pattern = _SET if action == "SET" else _ADD
+        for part in body.split(","):
+            match = pattern.fullmatch(part)
+            if not match or match.group(2) not in values:
+                return None
+            name = names.get(match.group(1), match.group(1)) if match.group(1).startswith("#") else match.group(1)
+            value = DynamoType(values[match.group(2)])
+            if action == "ADD" and not value.is_number():
+                return None
+            plan.append((action, name, value))
     if len({name for _, name, _ in plan}) != len(plan) or any(name.startswith("#") for _, name, _ in plan):
         return None
     return plan
