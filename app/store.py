@@ -167,7 +167,7 @@ class Store:
         later: dict[str, int] = {}
         for attempt in range(1, self.max_attempts + 1):
             group = plan(pending, states, max_items=self.max_items, max_events=max_events)
-            if not group.tokens:  # duplicates only: nothing to write
+            if not group.tokens:  # nothing to write: duplicates only, or an inconsistent event first
                 return Committed(group, attempt)
             try:
                 self._commit(group, later)
@@ -183,7 +183,7 @@ class Store:
             states.update(group.states())
             return Committed(group, attempt)
         first = pending[0].event.id
-        more = f" and the {len(pending) - 1} after it" if len(pending) > 1 else ""
+        more = f" and the {len(group.steps) - 1} after it in its group" if len(group.steps) > 1 else ""
         raise StoreError(f"event {first}{more}: gave up after {self.max_attempts} attempts (lock or conflicts)")
 
     def _commit(self, group: Group, later: dict[str, int]) -> None:
