@@ -391,11 +391,10 @@ def main() -> None:
     print(f"\n## {args.transfers} transfers over {args.tokens} tokens and {args.holders} holders, batches of 100\n")
     print("| path | events/s (moto) | round trips/event | RRU/event | WRU/event | calls |")
     print("|---|---:|---:|---:|---:|---|")
-    rows, where = [], ""
+    rows = []
     for path in (GROUPED, PER_EVENT, "naive"):
-        row, profiled = cost_row(path, events, 100, profile=args.profile and path == GROUPED)
+        row, _ = cost_row(path, events, 100)
         rows.append(row)
-        where = where or profiled
         calls = ", ".join(f"{k} {v}" for k, v in sorted(row["calls"].items()))
         print(
             f"| {path} | {row['events/s']:,.0f} | {row['round trips/event']:.3f} | {row['RRU/event']:.2f} | {row['WRU/event']:.2f} | {calls} |"
@@ -427,9 +426,10 @@ def main() -> None:
             contention_table(
                 [contention_row(p, mints(n, share), args.workers, args.latency) for p in (GROUPED, PER_EVENT)]
             )
-    if where:
-        print("\n## where the grouped path's time goes (cost scenario, cProfile, by own time)\n")
-        print(where)
+    if args.profile:
+        fewer = history(args.transfers // 10, args.tokens, args.holders)
+        print(f"\n## where the grouped path's time goes ({len(fewer)} transfers, cProfile, by own time)\n")
+        print(cost_row(GROUPED, fewer, 100, profile=True)[1])
 
 
 def contention_table(rows: list[dict]) -> None:
