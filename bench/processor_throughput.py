@@ -380,6 +380,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=40)
     parser.add_argument("--latency", type=float, default=0.010, help="seconds per DynamoDB call (hot holder)")
     parser.add_argument("--sweep", action="store_true", help="also: batch sizes, and shares of hot-holder events")
+    parser.add_argument("--hot-only", action="store_true", help="only the hot-holder scenario")
     parser.add_argument("--profile", action="store_true", help="print where the grouped path's time goes")
     args = parser.parse_args()
 
@@ -388,6 +389,22 @@ def main() -> None:
     )
     print(f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")
     events = history(args.transfers, args.tokens, args.holders)
+    if not args.hot_only:
+        cost_table(args, events)
+    print(
+        f"\n## {args.mints} mints to one address, {args.workers} workers, {args.latency * 1000:.0f} ms per call, conflicts modelled\n"
+    )
+    mint_events = mints(args.mints, 1.0)
+    contention_table([contention_row(p, mint_events, args.workers, args.latency) for p in (GROUPED, PER_EVENT)])
+    if args.sweep:
+        sweep(args)
+    if args.profile:
+        fewer = history(args.transfers // 10, args.tokens, args.holders)
+        print(f"\n## where the grouped path's time goes ({len(fewer)} transfers, cProfile, by own time)\n")
+        print(cost_row(GROUPED, fewer, 100, profile=True)[1])
+
+
+def cost_table(args: argparse.Namespace, events: list[ChainEvent]) -> None:
     print(f"\n## {args.transfers} transfers over {args.tokens} tokens and {args.holders} holders, batches of 100\n")
     print("| path | events/s (moto) | round trips/event | RRU/event | WRU/event | calls |")
     print("|---|---:|---:|---:|---:|---|")
@@ -401,35 +418,24 @@ def main() -> None:
         )
     assert all(r["top5"] == rows[0]["top5"] for r in rows), [r["top5"] for r in rows]
 
-    mint_events = mints(args.mints, 1.0)
-    print(
-        f"\n## {args.mints} mints to one address, {args.workers} workers, {args.latency * 1000:.0f} ms per call, conflicts modelled\n"
-    )
-    contention_table([contention_row(p, mint_events, args.workers, args.latency) for p in (GROUPED, PER_EVENT)])
 
-    if args.sweep:
-        fewer = history(args.transfers // 5, args.tokens, args.holders)
+def sweep(args: argparse.Namespace) -> None:
+    fewer = history(args.transfers // 5, args.tokens, args.holders)
+    print(
+        f"\n## group commits by batch size: {len(fewer)} transfers over {args.tokens} tokens and {args.holders} holders\n"
+    )
+    print("| batch size | round trips/event | WRU/event | transactions/batch |")
+    print("|---:|---:|---:|---:|")
+    for size in (10, 25, 50, 100, 250):
+        row, _ = cost_row(GROUPED, fewer, size)
+        per_batch = row["calls"].get("TransactWriteItems", 0) / -(-len(fewer) // size)
+        print(f"| {size} | {row['round trips/event']:.3f} | {row['WRU/event']:.2f} | {per_batch:.2f} |")
+    n = max(args.mints // 5, 100)
+    for share in (0.0, 0.1, 0.5, 1.0):
         print(
-            f"\n## group commits by batch size: {len(fewer)} transfers over {args.tokens} tokens and {args.holders} holders\n"
+            f"\n## {n} mints, {share:.0%} of them to one address, {args.workers} workers, {args.latency * 1000:.0f} ms per call\n"
         )
-        print("| batch size | round trips/event | WRU/event | transactions/batch |")
-        print("|---:|---:|---:|---:|")
-        for size in (10, 25, 50, 100, 250):
-            row, _ = cost_row(GROUPED, fewer, size)
-            per_batch = row["calls"].get("TransactWriteItems", 0) / -(-len(fewer) // size)
-            print(f"| {size} | {row['round trips/event']:.3f} | {row['WRU/event']:.2f} | {per_batch:.2f} |")
-        n = max(args.mints // 5, 100)
-        for share in (0.0, 0.1, 0.5, 1.0):
-            print(
-                f"\n## {n} mints, {share:.0%} of them to one address, {args.workers} workers, {args.latency * 1000:.0f} ms per call\n"
-            )
-            contention_table(
-                [contention_row(p, mints(n, share), args.workers, args.latency) for p in (GROUPED, PER_EVENT)]
-            )
-    if args.profile:
-        fewer = history(args.transfers // 10, args.tokens, args.holders)
-        print(f"\n## where the grouped path's time goes ({len(fewer)} transfers, cProfile, by own time)\n")
-        print(cost_row(GROUPED, fewer, 100, profile=True)[1])
+        contention_table([contention_row(p, mints(n, share), args.workers, args.latency) for p in (GROUPED, PER_EVENT)])
 
 
 def contention_table(rows: list[dict]) -> None:

@@ -9,7 +9,8 @@ compares them); what changes is only what moto spends:
   (what app/store.py writes) is applied directly; its condition still goes through moto's own
   condition evaluation. Stock moto parses, copies and walks an expression tree about a dozen times
   per item (~1-3 ms an item here), which would make moto, not the code under test, the bottleneck.
-  Every other expression goes to stock moto.
+  Every other expression goes to stock moto, and the request layer parses each distinct update
+  expression once (it only lists the names it uses).
 
 Not thread-safe, like moto itself: callers run one moto call at a time (tests/support/contention.py).
 """
@@ -17,6 +18,7 @@ Not thread-safe, like moto itself: callers run one moto call at a time (tests/su
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import moto.dynamodb.models as moto_dynamodb
+import moto.dynamodb.responses as moto_responses
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -124,11 +127,15 @@ def faster_moto() -> Iterator[None]:
             item.attrs[name] = value if action == "SET" or current is None else current + value
         return item
 
+    # The response layer parses every update expression only to list the names it uses.
+    real_parser = moto_responses.UpdateExpressionParser
+    moto_responses.UpdateExpressionParser = SimpleNamespace(make=functools.cache(real_parser.make))
     backend.transact_write_items, backend.update_item = transact_write_items, update_item
     try:
         yield
     finally:
         backend.transact_write_items, backend.update_item = real_transact, real_update
+        moto_responses.UpdateExpressionParser = real_parser
 
 
 def _plain_update(expression: str, names: dict[str, str], values: dict[str, Any]) -> list[tuple] | None:
