@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +32,8 @@ from app.store import Store
 SERVICE = "ngu-points-processor"
 NAMESPACE = "NGUPoints/Processor"
 COUNTERS = ("EventsApplied", "DuplicatesSkipped", "OwnershipGaps", "PoisonRecords", "RecordsFailed")
+# Freshness: apply time minus the block timestamp of the oldest event applied in the batch, in seconds.
+LAG_METRIC = "EndToEndLag"
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
@@ -88,6 +91,7 @@ class Consumer:
         items = [self._classify(record) for record in records]
         states = self._prefetch([item.event for item in items if isinstance(item, Pending)])
         failed_from = len(records)
+        oldest_applied: list[int] = []  # the block time of the oldest event applied, once one is
         index = 0
         while index < len(records):
             if remaining_ms() < self.settings.remaining_time_guard_ms:
@@ -97,7 +101,7 @@ class Consumer:
                 failed_from = index
                 break
             try:
-                index = self._apply_next(records, items, index, states, counts)
+                index = self._apply_next(records, items, index, states, counts, oldest_applied)
             except Exception:
                 logger.exception(
                     "records failed: reporting the first and every later record", extra=_where(records[index])
@@ -107,6 +111,9 @@ class Consumer:
         counts["RecordsFailed"] = len(records) - failed_from
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if oldest_applied:
+            metrics.add_metric(name=LAG_METRIC, unit=MetricUnit.Seconds, value=max(0, time.time() - oldest_applied[0]))
+        self.counts = counts  # what the last batch did (operator replays report it)
         failures = [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[failed_from:]]
         return {"batchItemFailures": failures}
 
@@ -117,6 +124,7 @@ class Consumer:
         index: int,
         states: dict[str, Any],
         counts: dict[str, int],
+        oldest_applied: list[int],
     ) -> int:
         """Quarantine the poison record at `index`, or commit the group of events starting there
         (and quarantine the inconsistent event that may end it). Returns the index after what was
@@ -136,6 +144,9 @@ class Consumer:
         for step in committed.group.steps:
             for name in _count(step):
                 counts[name] += 1
+        applied = [step.event.block_timestamp for step in committed.group.steps if step.applied]
+        if applied:
+            oldest_applied[:] = [min(applied + oldest_applied)]
         index += len(committed.group.steps)
         if committed.group.inconsistent:  # it ended the group: quarantined in its place
             logger.set_correlation_id(items[index].event.id)
