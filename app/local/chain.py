@@ -7,6 +7,8 @@ receipts, independently of the monitor), so tests and the demo can check what re
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from web3.logs import DISCARD
 
 from app.local.services import ROOT, Anvil
 
+BLOCK_TX_GAS = 300_000
 ARTIFACT = ROOT / "contracts" / "build" / "NGU.json"
 
 
@@ -48,6 +51,8 @@ class Chain:
         self.deploy_block = receipt["blockNumber"]
         self.token = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.abi)
         self.transfers: list[ChainTransfer] = []
+        self._block: list[Any] | None = None  # hashes sent inside `one_block`
+        self._timestamps: dict[int, int] = {}
 
     def reattach(self) -> None:
         self.w3 = Web3(Web3.HTTPProvider(self.anvil.http_url, request_kwargs={"timeout": 30}))
@@ -63,11 +68,36 @@ class Chain:
         options: dict[str, Any] = {"from": sender or self.minter}
         if gas:
             options["gas"] = gas
-        receipt = self._wait(call.transact(options))
+        elif self._block is not None:
+            options["gas"] = BLOCK_TX_GAS  # an estimate would run against the block before this one
+        tx_hash = call.transact(options)
+        if self._block is not None:
+            self._block.append(tx_hash)
+            return tx_hash
+        return self._receipt(tx_hash)
+
+    def _receipt(self, tx_hash: bytes) -> Any:
+        receipt = self._wait(tx_hash)
         if receipt["status"] != 1:
             raise RuntimeError(f"transaction reverted: {receipt['transactionHash'].hex()}")
         self.transfers += self.transfers_in(receipt)
         return receipt
+
+    @contextmanager
+    def one_block(self) -> Iterator[None]:
+        """The transactions sent inside go into one block, mined at the end (several logs a block, as
+        on a real chain). A token should move at most once a block: each call is built on the last block."""
+        self.w3.provider.make_request("evm_setAutomine", [False])
+        self._block = []
+        try:
+            yield
+        finally:
+            sent, self._block = self._block, None
+            self.w3.provider.make_request("evm_setAutomine", [True])
+        if sent:
+            self.mine(1)
+            for tx_hash in sent:
+                self._receipt(tx_hash)
 
     def transfers_in(self, receipt: Any) -> list[ChainTransfer]:
         return [
@@ -121,4 +151,6 @@ class Chain:
         return self.w3.eth.block_number
 
     def timestamp(self, block: int) -> int:
-        return self.w3.eth.get_block(block)["timestamp"]
+        if block not in self._timestamps:
+            self._timestamps[block] = self.w3.eth.get_block(block)["timestamp"]
+        return self._timestamps[block]

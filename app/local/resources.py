@@ -36,6 +36,7 @@ class MappingConfig:
     parallelization_factor: int = 10
     maximum_record_age_seconds: int = 3600
     starting_position: str = "TRIM_HORIZON"
+    function_timeout_seconds: int = 30
 
 
 def create_stage_resources(client: Callable[[str], Any], names: StageNames) -> StageResources:
@@ -83,6 +84,7 @@ def register_mapping(client: Callable[[str], Any], resources: StageResources, co
         Runtime="python3.12",
         Role=role,
         Handler="app.processor.handler",
+        Timeout=config.function_timeout_seconds,
         Code={"ZipFile": _empty_zip()},
     )
     stream_arn = client("kinesis").describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"][
