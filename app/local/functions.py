@@ -64,8 +64,9 @@ class ExecutionEnvironments:
         remaining_ms = context.get_remaining_time_in_millis()
         pending = self.pool.apply_async(_invoke, (event, remaining_ms))
         try:
-            # Lambda's own limit: an invocation that outlives the function timeout is a function error.
-            ok, value = pending.get(timeout=remaining_ms / 1000 + 5)
+            # Lambda's own limit: an invocation that outlives the function timeout is a function error
+            # (one second of slack for the hand-over; the environment finishes its work, unlike Lambda's).
+            ok, value = pending.get(timeout=remaining_ms / 1000 + 1)
         except multiprocessing.TimeoutError:
             raise FunctionError(f"Task timed out after {remaining_ms / 1000:.1f} seconds") from None
         if not ok:
