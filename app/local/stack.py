@@ -57,7 +57,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-running",
         action="store_true",
-        help="after the check, keep the stack up (for `--stage local` commands) until SIGINT / SIGTERM",
+        help="after a clean check, keep the stack up (for `--stage local` commands) until SIGINT / SIGTERM",
     )
 
 
@@ -147,16 +147,24 @@ class Demo:
                     mapping_alive()
                     faults.at(number)
 
+                trading = time.monotonic()
                 activity.run(on_block)
                 chain.mine(CONFIRMATIONS)
                 head[0] = chain.head
                 final = head[0] - CONFIRMATIONS
-                view.note(f"chain         done: {len(chain.transfers)} transfers up to block {final}; draining")
+                draining = time.monotonic()
+                view.note(
+                    f"chain         done: {len(chain.transfers)} transfers up to block {final} in "
+                    f"{draining - trading:.1f} s; draining"
+                )
                 self._drain(monitor, checkpoints, esm, final, mapping_alive)
+                view.note(
+                    f"drained       every record applied {time.monotonic() - draining:.1f} s after the last block"
+                )
             store = Store(NAMES.tokens_table, NAMES.points_table, client=moto.client("dynamodb"))
             ok = self._report(chain, store, esm, moto, resources.queue_url, final, config, faults)
             self.say(f"took          {time.monotonic() - self.started:.1f} s")
-            if keep_running:
+            if keep_running and ok:
                 self._wait_for_stop(moto)
             return 0 if ok else 1
 

@@ -1,0 +1,68 @@
+"""The local stack's TransactWriteItems: moto as shipped beside app/local/moto_transactions, one run.
+
+    .venv/bin/python -m bench.local_transactions [--events 1500] [--sizes 200,2000]
+
+For each tokens-table size, the same synthetic history (a mint of every token, then transfers among
+20 holders) is applied through the store, one TransactWriteItems per event, to fresh moto tables in
+process: first with moto's rollback copy of whole tables, then with the touched-items snapshot. Both
+must reach the same ledger (every token row and points row equal) or the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import boto3
+import moto
+from moto import mock_aws
+
+from app.local import moto_transactions
+from app.store import Store, create_tables
+from bench.processor_throughput import history
+
+TOKENS, POINTS, MONITOR = "bench-tokens", "bench-points", "bench-monitor"
+RATE = 10
+
+
+def apply_all(events, speedup: bool) -> tuple[float, dict, dict]:
+    if speedup:
+        moto_transactions.install()
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            create_tables(client, tokens=TOKENS, points=POINTS, monitor=MONITOR)
+            store = Store(TOKENS, POINTS, client=client)
+            started = time.perf_counter()
+            for event in events:
+                store.apply(event, RATE)
+            elapsed = time.perf_counter() - started
+            tokens = store.prefetch({e.token_key for e in events})
+            return len(events) / elapsed, tokens, dict(store.holders())
+    finally:
+        moto_transactions.uninstall()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1500, help="transfers applied after the mints")
+    parser.add_argument("--sizes", default="200,2000", help="tokens-table sizes (mints before the transfers)")
+    args = parser.parse_args()
+    print(
+        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, moto {moto.__version__}"
+    )
+    print()
+    print("| tokens | moto as shipped (events/s) | touched-items snapshot (events/s) | speed-up |")
+    print("|---:|---:|---:|---:|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        events = history(size + args.events, tokens=size, holders=20)
+        base_rate, base_tokens, base_points = apply_all(events, speedup=False)
+        fast_rate, fast_tokens, fast_points = apply_all(events, speedup=True)
+        if (fast_tokens, fast_points) != (base_tokens, base_points):
+            raise SystemExit(f"size {size}: the two paths reached different ledgers")
+        print(f"| {size} | {base_rate:.0f} | {fast_rate:.0f} | {fast_rate / base_rate:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
