@@ -51,7 +51,7 @@ class Chain:
         self.deploy_block = receipt["blockNumber"]
         self.token = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.abi)
         self.transfers: list[ChainTransfer] = []
-        self._block: list[Any] | None = None  # hashes sent inside `one_block`
+        self._block: list[str] | None = None  # hashes sent inside `one_block`
         self._timestamps: dict[int, int] = {}
 
     def reattach(self) -> None:
@@ -65,16 +65,28 @@ class Chain:
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
 
     def _send(self, call: Any, sender: str | None = None, gas: int | None = None) -> Any:
+        if self._block is not None:
+            return self._send_raw(call, sender or self.minter, gas or BLOCK_TX_GAS)
         options: dict[str, Any] = {"from": sender or self.minter}
         if gas:
             options["gas"] = gas
-        elif self._block is not None:
-            options["gas"] = BLOCK_TX_GAS  # an estimate would run against the block before this one
-        tx_hash = call.transact(options)
-        if self._block is not None:
-            self._block.append(tx_hash)
-            return tx_hash
-        return self._receipt(tx_hash)
+        return self._receipt(call.transact(options))
+
+    def _send_raw(self, call: Any, sender: str, gas: int) -> str:
+        """One eth_sendTransaction, the node filling in nonce and fees: web3's transact costs four or
+        five round trips a transaction (chain id, fee history, ...), the demo's main cost at full size.
+        The gas is given: an estimate would run against the block before this one."""
+        transaction = {
+            "from": sender,
+            "to": self.token.address,
+            "data": self.token.encode_abi(call.abi_element_identifier, args=call.args),
+            "gas": hex(gas),
+        }
+        answer = self.w3.provider.make_request("eth_sendTransaction", [transaction])
+        if "error" in answer:
+            raise RuntimeError(f"eth_sendTransaction: {answer['error']}")
+        self._block.append(answer["result"])
+        return answer["result"]
 
     def _receipt(self, tx_hash: bytes) -> Any:
         receipt = self._wait(tx_hash)

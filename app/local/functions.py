@@ -16,9 +16,11 @@ import os
 import signal
 import time
 from multiprocessing.pool import Pool
+from pathlib import Path
 from typing import Any
 
 from app.local.esm import InvocationContext
+from app.local.signals import shielded
 
 _handler: Any = None
 
@@ -27,9 +29,14 @@ class FunctionError(Exception):
     """The handler raised (or timed out): Lambda reports a function error to the mapping."""
 
 
-def _start_environment(handler_path: str, environment: dict[str, str]) -> None:
+def _start_environment(handler_path: str, environment: dict[str, str], log: str | None) -> None:
     global _handler
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the demo stops its environments itself
+    if log is not None:  # the function's output goes to its log, as Lambda's goes to CloudWatch Logs
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     os.environ.update(environment)
     module, name = handler_path.rsplit(".", 1)
     _handler = getattr(importlib.import_module(module), name)
@@ -46,16 +53,19 @@ def _invoke(event: dict[str, Any], remaining_ms: int) -> tuple[bool, Any]:
 class ExecutionEnvironments:
     """`handler(event, context)` that runs in one of `size` environment processes."""
 
-    def __init__(self, handler_path: str, environment: dict[str, str], size: int) -> None:
+    def __init__(self, handler_path: str, environment: dict[str, str], size: int, log: Path | None = None) -> None:
         self.handler_path = handler_path
         self.environment = environment
         self.size = size
+        self.log = log
         self.pool: Pool | None = None
 
     def start(self) -> ExecutionEnvironments:
         # spawn, not fork: the parent runs threads (the mapping's pollers) and holds sockets.
         context = multiprocessing.get_context("spawn")
-        self.pool = context.Pool(self.size, _start_environment, (self.handler_path, self.environment))
+        arguments = (self.handler_path, self.environment, str(self.log) if self.log else None)
+        with shielded():
+            self.pool = context.Pool(self.size, _start_environment, arguments)
         return self
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:

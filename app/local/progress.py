@@ -42,7 +42,7 @@ class Snapshot:
 
     def table(self) -> Table:
         table = Table(title="ngu-points local pipeline", title_justify="left")
-        for column in ("chain head", "monitor", "blocks read", "block lag", "published", "applied", "failed", "lag"):
+        for column in ("head", "monitor", "blocks read", "behind", "published", "applied", "failed", "lag"):
             table.add_column(column, justify="right")
         table.add_row(
             str(self.head),

@@ -100,9 +100,10 @@ class Demo:
                 ExecutionEnvironments(
                     "app.processor.handler",
                     self._function_environment(moto, resources.queue_url, chain, consumer.remaining_time_guard_ms),
-                    size=min(
-                        4 * consumer.parallelization_factor, consumer.reserved_concurrency, 2 * (os.cpu_count() or 1)
-                    ),
+                    # Lambda would run up to shards x factor at once, within the reserved concurrency;
+                    # more processes than this machine runs at once would only wait for a core.
+                    size=min(consumer.reserved_concurrency, 2 * (os.cpu_count() or 1)),
+                    log=scratch / "function.log",
                 )
             )
             esm = stack.enter_context(EventSourceMapping.from_registered(moto.client, mapping_id, environments))
@@ -178,7 +179,7 @@ class Demo:
             "STAGE": STAGE,
             "POWERTOOLS_TRACE_DISABLED": "1",
             "POWERTOOLS_METRICS_DISABLED": "1",
-            "LOG_LEVEL": "CRITICAL",  # poison records and duplicates are expected here; the counts say it
+            "LOG_LEVEL": "WARNING",
         }
 
     def _monitor_config(self, scratch: Path, anvil: Anvil, chain: Chain) -> Path:
