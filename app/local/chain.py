@@ -51,6 +51,7 @@ class Chain:
         self.deploy_block = receipt["blockNumber"]
         self.token = self.w3.eth.contract(address=receipt["contractAddress"], abi=self.abi)
         self.transfers: list[ChainTransfer] = []
+        self.latest_block = self.deploy_block  # the newest block this driver made (other threads read it)
         self._block: list[str] | None = None  # hashes sent inside `one_block`
         self._timestamps: dict[int, int] = {}
 
@@ -92,6 +93,7 @@ class Chain:
         receipt = self._wait(tx_hash)
         if receipt["status"] != 1:
             raise RuntimeError(f"transaction reverted: {receipt['transactionHash'].hex()}")
+        self.latest_block = max(self.latest_block, receipt["blockNumber"])
         self.transfers += self.transfers_in(receipt)
         return receipt
 
@@ -153,6 +155,7 @@ class Chain:
 
     def mine(self, blocks: int = 1) -> None:
         self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+        self.latest_block += blocks
 
     def advance(self, seconds: int) -> None:
         """Let time pass on the chain: the next block is `seconds` later."""

@@ -124,14 +124,13 @@ class Demo:
                 f"scenario      {self.size.holders} holders, {self.size.tokens} tokens, ~{self.size.transfers} transfers "
                 f"and burns over {self.size.days} simulated days"
             )
-            head = [chain.head]
             monitor_state = ["running"]
 
             def snapshot() -> Snapshot:
                 saved = checkpoints.load()
                 counters = esm.counters
                 return Snapshot(
-                    head=head[0],
+                    head=chain.latest_block,
                     checkpoint=saved.block if saved else chain.deploy_block,
                     published=counters.records_fetched,
                     applied=counters.records_delivered,
@@ -143,7 +142,6 @@ class Demo:
                 faults = Faults(self.size.blocks, view.note, monitor, monitor_state, checkpoints, kinesis, esm)
 
                 def on_block(number: int, total: int) -> None:
-                    head[0] = chain.head
                     monitor.check()
                     mapping_alive()
                     faults.at(number)
@@ -151,8 +149,7 @@ class Demo:
                 trading = time.monotonic()
                 activity.run(on_block)
                 chain.mine(CONFIRMATIONS)
-                head[0] = chain.head
-                final = head[0] - CONFIRMATIONS
+                final = chain.head - CONFIRMATIONS
                 draining = time.monotonic()
                 view.note(
                     f"chain         done: {len(chain.transfers)} transfers up to block {final} in "
