@@ -3,9 +3,9 @@ replay of the chain's Transfer logs (as the chain reported them to the scenario,
 
 from __future__ import annotations
 
-from app.events import build_event
+from app.events import ChainEvent, build_event
 from app.ledger import HolderPoints, TokenState, transition
-from app.local.chain import Chain
+from app.local.chain import Chain, ChainTransfer
 from app.local.services import CHAIN_ID
 from app.store import Store
 
@@ -17,24 +17,29 @@ def replay(chain: Chain, head: int, rate: int) -> tuple[dict[str, TokenState], d
     for t in sorted(chain.transfers, key=lambda t: t.seq):
         if t.block_number > head:
             continue
-        event = build_event(
-            chain_id=CHAIN_ID,
-            contract=chain.address,
-            token_id=t.token_id,
-            from_address=t.from_address,
-            to_address=t.to_address,
-            block_number=t.block_number,
-            block_hash=t.block_hash,
-            block_timestamp=chain.timestamp(t.block_number),
-            tx_hash=t.tx_hash,
-            tx_index=t.tx_index,
-            log_index=t.log_index,
-        )
+        event = event_of(chain, t)
         change = transition(tokens.get(event.token_key), event, rate)
         tokens[event.token_key] = change.token
         for delta in change.deltas:
             points[delta.holder] = points.get(delta.holder, HolderPoints()).plus(delta)
     return tokens, points
+
+
+def event_of(chain: Chain, t: ChainTransfer) -> ChainEvent:
+    """The event the monitor should have published for a Transfer log the node reported."""
+    return build_event(
+        chain_id=CHAIN_ID,
+        contract=chain.address,
+        token_id=t.token_id,
+        from_address=t.from_address,
+        to_address=t.to_address,
+        block_number=t.block_number,
+        block_hash=t.block_hash,
+        block_timestamp=chain.timestamp(t.block_number),
+        tx_hash=t.tx_hash,
+        tx_index=t.tx_index,
+        log_index=t.log_index,
+    )
 
 
 def mismatches(chain: Chain, store: Store, head: int, rate: int) -> list[str]:

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 import boto3
 from moto import mock_aws
 
-from app.events import ZERO_ADDRESS, build_event
+from app.events import ZERO_ADDRESS
 from app.local.chain import ChainTransfer
-from app.local.replay_check import mismatches
+from app.local.replay_check import event_of, mismatches
 from app.store import Store, create_tables
 from tests.support.chain import CHAIN_ID, CONTRACT, address, fake_hash
 
@@ -35,20 +35,7 @@ class RecordedChain:
 
 
 def apply(store, chain, t):
-    event = build_event(
-        chain_id=CHAIN_ID,
-        contract=chain.address,
-        token_id=t.token_id,
-        from_address=t.from_address,
-        to_address=t.to_address,
-        block_number=t.block_number,
-        block_hash=t.block_hash,
-        block_timestamp=chain.timestamp(t.block_number),
-        tx_hash=t.tx_hash,
-        tx_index=t.tx_index,
-        log_index=t.log_index,
-    )
-    store.apply(event, RATE)
+    store.apply(event_of(chain, t), RATE)
 
 
 def test_a_ledger_that_matches_has_no_mismatch_and_each_difference_is_named():
