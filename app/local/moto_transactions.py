@@ -2,7 +2,7 @@
 
 To roll a failed transaction back, moto deep-copies every table it touches, once per action, before
 running it: the cost grows with the table (DESIGN §9: ~230 tx/s empty, ~2 tx/s at 20k items; in the
-demo at 200 tokens it was the pipeline's bottleneck, measured in bench/local_transactions.py). The
+demo at 200 tokens it was the pipeline's bottleneck, measured in bench/local_moto.py). The
 rollback only needs the items the transaction can change, so the snapshot here shares every other
 item with the live table and deep-copies just the touched keys. Same semantics: a cancelled
 transaction leaves every item as it was, a new item put by it disappears; tests/local prove it.

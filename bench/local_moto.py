@@ -1,6 +1,9 @@
-"""The local stack's TransactWriteItems: moto as shipped beside app/local/moto_transactions, one run.
+"""The local stack's two moto speed-ups, each beside moto as shipped, in one run.
 
-    .venv/bin/python -m bench.local_transactions [--events 1500] [--sizes 200,2000]
+    .venv/bin/python -m bench.local_moto [--records 2000] [--events 300] [--sizes 200,1000]
+
+PutRecords with the processor's event source mapping registered: moto as shipped tries to invoke the
+function in Docker for every record; app/local/moto_server.py leaves the mapping to the emulator.
 
 For each tokens-table size, the same synthetic history (a mint of every token, then transfers among
 20 holders) is applied through the store, one TransactWriteItems per event, to fresh moto tables in
@@ -18,13 +21,39 @@ import time
 import boto3
 import moto
 from moto import mock_aws
+from moto.awslambda.models import LambdaBackend
 
 from app.local import moto_transactions
+from app.local.moto_server import leave_mappings_to_the_emulator
+from app.local.resources import MappingConfig, create_stage_resources, register_mapping
+from app.names import StageNames
 from app.store import Store, create_tables
 from bench.processor_throughput import history
 
 TOKENS, POINTS, MONITOR = "bench-tokens", "bench-points", "bench-monitor"
 RATE = 10
+
+
+def put_records(records: int, patched: bool) -> float:
+    shipped = LambdaBackend.send_kinesis_message
+    if patched:
+        leave_mappings_to_the_emulator()
+    try:
+        with mock_aws():
+
+            def client(service):
+                return boto3.client(service, region_name="us-east-1")
+
+            names = StageNames("bench")
+            register_mapping(client, create_stage_resources(client, names), MappingConfig())
+            kinesis = client("kinesis")
+            batch = [{"Data": b'{"n": %d}' % i, "PartitionKey": f"key-{i}"} for i in range(500)]
+            started = time.perf_counter()
+            for _ in range(records // len(batch)):
+                kinesis.put_records(StreamName=names.stream, Records=batch)
+            return records / (time.perf_counter() - started)
+    finally:
+        LambdaBackend.send_kinesis_message = shipped
 
 
 def apply_all(mints, transfers, speedup: bool) -> tuple[float, dict, dict]:
