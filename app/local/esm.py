@@ -274,7 +274,7 @@ class EventSourceMapping:
             return len(batch)
         self.counters.add(records_delivered=failed_from)
         lane.attempts = lane.attempts + 1 if failed_from == 0 else 1
-        if lane.attempts > self.settings.maximum_retry_attempts:
+        if self._retries_exhausted(lane):
             self._send_to_destination(lane, batch[failed_from:], "RetryAttemptsExhausted")
             lane.attempts = 0
             return len(batch)
@@ -286,13 +286,19 @@ class EventSourceMapping:
             half = batch[: len(batch) // 2]
             return self._deliver(lane, half)
         lane.attempts += 1
-        if lane.attempts > self.settings.maximum_retry_attempts:
+        if self._retries_exhausted(lane):
             self._send_to_destination(lane, batch, f"FunctionError: {error}")
             lane.attempts = 0
             return len(batch)
         return 0
 
+    def _retries_exhausted(self, lane: Lane) -> bool:
+        limit = self.settings.maximum_retry_attempts
+        return limit >= 0 and lane.attempts > limit  # -1: retry until the record expires, as Lambda does
+
     def _drop_expired(self, lane: Lane, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if self.settings.maximum_record_age_seconds == -1:  # Lambda's "no limit"
+            return batch
         oldest_allowed = time.time() - self.settings.maximum_record_age_seconds
         expired = [r for r in batch if r["kinesis"]["approximateArrivalTimestamp"] < oldest_allowed]
         if not expired:

@@ -331,3 +331,18 @@ def test_a_bad_consumer_setting_is_named(tmp_path, change, message):
         consumer_settings("staging", root=tmp_path)
     assert str(error.value).startswith(message)
     assert "\n" not in str(error.value)
+
+
+def test_minus_one_means_no_limit_for_retries_and_record_age(aws):
+    calls = []
+
+    def handler(event, _):
+        calls.append(numbers(event["Records"]))
+        if len(calls) < 6:  # more failures than any finite retry setting below would allow
+            return {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]}
+        return {"batchItemFailures": []}
+
+    put(aws[0], 2)
+    with mapping(aws, handler, maximum_retry_attempts=-1, maximum_record_age_seconds=-1) as esm:
+        esm.run_until_idle()
+    assert calls == [[0, 1]] * 6 and destination(aws[1]) == []
