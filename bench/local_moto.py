@@ -15,6 +15,7 @@ row equal) or the run fails.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -78,12 +79,17 @@ def apply_all(mints, transfers, speedup: bool) -> tuple[float, dict, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1500, help="transfers applied after the mints")
-    parser.add_argument("--sizes", default="200,2000", help="tokens-table sizes (mints before the transfers)")
+    parser.add_argument("--records", type=int, default=2000, help="records put, in PutRecords calls of 500")
+    parser.add_argument("--events", type=int, default=300, help="transfers applied after the mints")
+    parser.add_argument("--sizes", default="200,1000", help="tokens-table sizes (mints before the transfers)")
     args = parser.parse_args()
-    print(
-        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}, moto {moto.__version__}"
-    )
+    versions = f"Python {platform.python_version()}, moto {moto.__version__}"
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, {versions}")
+    print()
+    shipped, patched = put_records(args.records, patched=False), put_records(args.records, patched=True)
+    print("| PutRecords, mapping registered | moto as shipped (records/s) | mapping left to the emulator (records/s) |")
+    print("|---|---:|---:|")
+    print(f"| {args.records} records | {shipped:.0f} | {patched:.0f} |")
     print()
     print("| tokens | moto as shipped (events/s) | touched-items snapshot (events/s) | speed-up |")
     print("|---:|---:|---:|---:|")
