@@ -6,6 +6,9 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
+
+from app.errors import one_line_errors
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,7 @@ def _redrive(args: argparse.Namespace) -> int:
         report = redriver.from_failure_bucket(aws.client("s3"), args.bucket, args.prefix)
     else:
         report = redriver.from_quarantine(aws.client("sqs"), args.queue_url)
-    verb = "would redrive" if args.dry_run else "redrove"
-    print(f"{verb} {report.records} records from {report.sources} sources")
+    print(report.summary(args.dry_run))
     return 0
 
 
@@ -108,8 +110,14 @@ COMMANDS = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as every error of these commands (DESIGN §10); `--help` still shows the usage.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m app", description="ngu-points event pipeline")
+    root = _Parser(prog="python -m app", description="ngu-points event pipeline")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
@@ -120,7 +128,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    # One error path for every command: a missing table, stream, bucket or queue, no credentials or
+    # no region is one line naming it, exit 1; bad input (OperatorError) exit 2.
+    return one_line_errors(args.run)(args)
 
 
 if __name__ == "__main__":

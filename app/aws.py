@@ -13,9 +13,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from app.errors import remember_request
+
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10}, connect_timeout=5, read_timeout=10)
 
 
 def client(service: str, *, config: Config = RETRY_CONFIG, **kwargs: Any) -> Any:
     kwargs.setdefault("region_name", os.environ.get("AWS_REGION") or None)
-    return boto3.client(service, config=config, **kwargs)
+    made = boto3.client(service, config=config, **kwargs)
+    # So that an error can name the table, stream, bucket or queue AWS says is missing (app/errors.py).
+    made.meta.events.register("provide-client-params", remember_request)
+    return made

@@ -18,6 +18,19 @@ MAX_UINT256 = 2**256 - 1
 LOG_INDEX_LIMIT = 1_000_000
 KINDS = frozenset({"transfer"})
 
+# Bounds on every number, so that nothing DynamoDB cannot store (38 significant digits) reaches a
+# write: seq < 2**63 * 10**6 has 25 digits, and a rate (app/rates.py) times a timestamp 22.
+BLOCK_LIMIT = 2**63
+CHAIN_ID_LIMIT = 2**63
+TX_INDEX_LIMIT = LOG_INDEX_LIMIT  # a block holds fewer transactions than logs
+# Block timestamps (unix s): 0 is allowed (local chains and tests start there); 2**32 is the year 2106.
+TIMESTAMP_LIMIT = 2**32
+# A v1 record is under 600 bytes and nests two levels. Checked before parsing: Python's parser
+# recurses per level (a RecursionError, or a crashed process where web3 raised the recursion
+# limit) and refuses integer literals past 4,300 digits with a ValueError.
+MAX_RECORD_BYTES = 4096
+MAX_CONTAINERS = 16
+
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _DECIMAL = re.compile(r"(0|[1-9][0-9]*)")
@@ -131,10 +144,18 @@ def build_event(
 
 def decode(data: bytes | str) -> ChainEvent:
     """Decode and validate one record body. Raises InvalidEvent naming the offending field."""
+    raw = data.encode() if isinstance(data, str) else data
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidEvent("record", f"{len(raw)} bytes, more than a v1 record can hold ({MAX_RECORD_BYTES})")
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > MAX_CONTAINERS:
+        raise InvalidEvent("record", f"{containers} '[' or '{{', more than a v1 record holds ({MAX_CONTAINERS})")
     try:
-        document = json.loads(data)
+        document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidEvent("record", f"not UTF-8 JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # e.g. an integer literal past the digits limit
+        raise InvalidEvent("record", f"not parseable ({type(error).__name__}: {str(error)[:120]})") from None
     if not isinstance(document, dict):
         raise InvalidEvent("record", f"expected a JSON object, got {type(document).__name__}")
     return _from_document(document, check_id=True)
@@ -150,6 +171,7 @@ def _from_document(doc: dict[str, Any], *, check_id: bool) -> ChainEvent:
     chain_id = _field(doc, "chainId", int)
     if chain_id <= 0:
         raise InvalidEvent("chainId", f"must be a positive integer, got {chain_id}")
+    _below(chain_id, CHAIN_ID_LIMIT, "chainId")
     block = _field(doc, "block", dict)
     tx = _field(doc, "tx", dict)
     event = ChainEvent(
@@ -158,16 +180,14 @@ def _from_document(doc: dict[str, Any], *, check_id: bool) -> ChainEvent:
         token_id=_token_id(doc),
         from_address=_address(doc, "from"),
         to_address=_address(doc, "to"),
-        block_number=_natural(block, "number", "block.number"),
+        block_number=_natural(block, "number", "block.number", BLOCK_LIMIT),
         block_hash=_hash(block, "hash", "block.hash"),
-        block_timestamp=_natural(block, "timestamp", "block.timestamp"),
+        block_timestamp=_natural(block, "timestamp", "block.timestamp", TIMESTAMP_LIMIT),
         tx_hash=_hash(tx, "hash", "tx.hash"),
-        tx_index=_natural(tx, "index", "tx.index"),
-        log_index=_natural(doc, "logIndex", "logIndex"),
+        tx_index=_natural(tx, "index", "tx.index", TX_INDEX_LIMIT),
+        log_index=_natural(doc, "logIndex", "logIndex", LOG_INDEX_LIMIT),
         kind=kind,
     )
-    if event.log_index >= LOG_INDEX_LIMIT:
-        raise InvalidEvent("logIndex", f"must be below {LOG_INDEX_LIMIT}, got {event.log_index}")
     if check_id:
         stated = _field(doc, "id", str)
         if stated.lower() != event.id:
@@ -186,10 +206,17 @@ def _field(doc: dict[str, Any], key: str, kind: type, name: str | None = None) -
     return value
 
 
-def _natural(doc: dict[str, Any], key: str, name: str) -> int:
+def _natural(doc: dict[str, Any], key: str, name: str, limit: int) -> int:
     value = _field(doc, key, int, name)
     if value < 0:
         raise InvalidEvent(name, f"must not be negative, got {value}")
+    return _below(value, limit, name)
+
+
+def _below(value: int, limit: int, name: str) -> int:
+    if value >= limit:
+        shown = str(value) if value < 10**30 else f"a {len(str(value))}-digit number"
+        raise InvalidEvent(name, f"must be below {limit}, got {shown}")
     return value
 
 

@@ -27,15 +27,31 @@ class TokenState:
     weight: int | None  # None: an item written before weights were stored
 
 
+class InconsistentEvent(ValueError):
+    """An event no real chain emits after the token's last one (a poison record, never retried)."""
+
+
+class BeforeLastChange(ValueError):
+    """Points asked for a time before the holder's last change: the running sums cannot answer."""
+
+    def __init__(self, holder: str, at: int, last_change_at: int | None) -> None:
+        super().__init__(
+            f"{at} is before the last change of holder {holder} at {last_change_at}: "
+            f"the ledger answers only from each holder's last change on"
+        )
+        self.holder, self.at, self.last_change_at = holder, at, last_change_at
+
+
 @dataclass(frozen=True, slots=True)
 class HolderDelta:
-    """What one event adds to one `points` item (every field is a DynamoDB ADD)."""
+    """What one event adds to one `points` item (every sum a DynamoDB ADD), and when it happened."""
 
     holder: str
     weighted_seconds: int = 0
     weighted_held: int = 0
     weighted_since_sum: int = 0
     tokens_held: int = 0
+    changed_at: int = 0  # block time of the change; the item keeps the latest (`lastChangeAt`)
 
     def __add__(self, other: HolderDelta) -> HolderDelta:
         assert self.holder == other.holder
@@ -45,20 +61,31 @@ class HolderDelta:
             self.weighted_held + other.weighted_held,
             self.weighted_since_sum + other.weighted_since_sum,
             self.tokens_held + other.tokens_held,
+            max(self.changed_at, other.changed_at),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class HolderPoints:
-    """A `points` item."""
+    """A `points` item. The running sums give points only from `last_change_at` on: before it, an
+    interval the sums already closed (or a token acquired later) would be counted wrongly."""
 
     weighted_seconds: int = 0
     weighted_held: int = 0
     weighted_since_sum: int = 0
     tokens_held: int = 0
+    last_change_at: int | None = None  # None: an item written before the time was stored
 
     def points_at(self, at: int) -> Fraction:
         return points_at(self, at)
+
+    def answers_at(self, at: int) -> bool:
+        """Whether the running sums give this holder's points at `at` (unknowable without the time)."""
+        return self.last_change_at is None or at >= self.last_change_at
+
+    def require_answer(self, holder: str, at: int) -> None:
+        if not self.answers_at(at):
+            raise BeforeLastChange(holder, at, self.last_change_at)
 
     def plus(self, delta: HolderDelta) -> HolderPoints:
         return HolderPoints(
@@ -66,6 +93,7 @@ class HolderPoints:
             self.weighted_held + delta.weighted_held,
             self.weighted_since_sum + delta.weighted_since_sum,
             self.tokens_held + delta.tokens_held,
+            max(self.last_change_at or 0, delta.changed_at),
         )
 
 
@@ -97,6 +125,12 @@ def transition(current: TokenState | None, event: ChainEvent, weight: int) -> Tr
     if is_stale(current, event):
         raise ValueError(f"event {event.id} (seq {event.seq}) is not newer than the token's {current}")
     at = event.block_timestamp
+    if current is not None and at < current.acquired_at:
+        # Block times never go back along a chain: applying it would make the owner's interval negative.
+        raise InconsistentEvent(
+            f"inconsistent: block.timestamp {at} of seq {event.seq} is earlier than the token's acquiredAt "
+            f"{current.acquired_at} (seq {current.last_seq}, event {current.last_event_id})"
+        )
     previous_owner = current.owner if current is not None else None
     gap = (previous_owner or ZERO_ADDRESS) != event.from_address
 
@@ -104,10 +138,10 @@ def transition(current: TokenState | None, event: ChainEvent, weight: int) -> Tr
     if current is not None and current.owner != ZERO_ADDRESS:
         w = current.weight if current.weight is not None else weight
         since = current.acquired_at
-        deltas[current.owner] = HolderDelta(current.owner, w * (at - since), -w, -w * since, -1)
+        deltas[current.owner] = HolderDelta(current.owner, w * (at - since), -w, -w * since, -1, at)
     if event.to_address != ZERO_ADDRESS:
         to = event.to_address
-        gained = HolderDelta(to, 0, weight, weight * at, 1)
+        gained = HolderDelta(to, 0, weight, weight * at, 1, at)
         deltas[to] = deltas[to] + gained if to in deltas else gained
 
     token = TokenState(event.to_address, at, event.seq, event.id, weight)

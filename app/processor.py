@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from app import aws
 from app.events import ChainEvent, InvalidEvent, decode
+from app.ledger import InconsistentEvent
 from app.rates import Rates
 from app.store import UNREAD, Outcome, Store
 
@@ -111,7 +112,11 @@ class Consumer:
         if weight is None:
             self._quarantine(record, f"no points rate for contract {event.rate_key} and no default")
             return ("PoisonRecords",)
-        result = self.store.apply(event, weight, states.get(event.token_key, UNREAD))
+        try:
+            result = self.store.apply(event, weight, states.get(event.token_key, UNREAD))
+        except InconsistentEvent as inconsistent:
+            self._quarantine(record, str(inconsistent))
+            return ("PoisonRecords",)
         states[event.token_key] = result.state
         if result.outcome is Outcome.DUPLICATE:
             logger.info("duplicate or stale event skipped", extra={"seq": event.seq, "token": event.token_key})
@@ -162,6 +167,8 @@ class Consumer:
 
 
 def _parse(record: dict[str, Any]) -> ChainEvent | Poison:
+    """Never raises: decoding is a pure function of the record's bytes, so whatever it cannot
+    decode now it never will, and the record is poison (quarantined), not a failure of the batch."""
     try:
         data = base64.b64decode(record["kinesis"]["data"], validate=True)
     except (KeyError, TypeError, binascii.Error, ValueError) as error:
@@ -170,6 +177,8 @@ def _parse(record: dict[str, Any]) -> ChainEvent | Poison:
         return decode(data)
     except InvalidEvent as error:
         return Poison(str(error))
+    except Exception as error:  # a decoder defect must still cost one record, not the shard
+        return Poison(f"record: cannot be decoded ({type(error).__name__}: {str(error)[:200]})")
 
 
 def _where(record: dict[str, Any]) -> dict[str, Any]:

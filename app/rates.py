@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _KEY = re.compile(r"[1-9][0-9]*:0x[0-9a-f]{40}")
+# A rate times a block timestamp (< 2**32) stays far below DynamoDB's 38 significant digits.
+MAX_RATE = 10**12
 
 
 class RatesError(ValueError):
@@ -48,6 +50,6 @@ class Rates:
 
 
 def _rate(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RatesError(f"{name}: expected a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RATE:
+        raise RatesError(f"{name}: expected an integer from 0 to {MAX_RATE}, got {value!r}")
     return value

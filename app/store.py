@@ -120,14 +120,19 @@ class Store:
     def apply(self, event: ChainEvent, weight: int, known: TokenState | None = UNREAD) -> ApplyResult:
         """Apply one event exactly once. `known` is the token as prefetched (saves the read)."""
         state = self.read_token(event.token_key) if known is UNREAD else known
+        # Holders whose item already records a later change: their update only ADDs (see holder_update).
+        settled_later: frozenset[str] = frozenset()
         for attempt in range(1, self.max_attempts + 1):
             if is_stale(state, event):
                 return ApplyResult(Outcome.DUPLICATE, state, attempts=attempt)
             change = transition(state, event, weight)
             try:
-                self._write(event, change, state)
+                self._write(event, change, state, settled_later)
             except LostLock as lost:
                 state = lost.current if lost.known else self.read_token(event.token_key)
+                continue
+            except _LaterChangeKept as kept:
+                settled_later |= kept.holders
                 continue
             except _Contended:
                 _backoff(attempt)
@@ -135,7 +140,9 @@ class Store:
             return ApplyResult(Outcome.APPLIED, change.token, change, attempts=attempt)
         raise StoreError(f"event {event.id}: gave up after {self.max_attempts} attempts (lock or conflicts)")
 
-    def _write(self, event: ChainEvent, change: Transition, read: TokenState | None) -> None:
+    def _write(
+        self, event: ChainEvent, change: Transition, read: TokenState | None, settled_later: frozenset[str]
+    ) -> None:
         token = change.token
         token_update: dict[str, Any] = {
             "TableName": self.tokens_table,
@@ -163,7 +170,10 @@ class Store:
         else:
             token_update["ConditionExpression"] = "lastSeq = :readSeq"
             token_update["ExpressionAttributeValues"][":readSeq"] = _n(read.last_seq)
-        items = [{"Update": token_update}] + [{"Update": self._holder_update(d)} for d in change.deltas]
+        holders = [
+            holder_update(self.points_table, d, keep_latest_change=d.holder not in settled_later) for d in change.deltas
+        ]
+        items = [{"Update": token_update}] + [{"Update": h} for h in holders]
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
@@ -174,22 +184,12 @@ class Store:
             if first.get("Code") == "ConditionalCheckFailed":
                 item = first.get("Item")
                 raise LostLock(token_from_item(item) if item else None, known=bool(item)) from None
+            later = later_change_kept([token_update, *holders], reasons)
+            if later:
+                raise _LaterChangeKept(later) from None
             if any(r.get("Code") in _RETRYABLE_CANCELLATIONS for r in reasons):
                 raise _Contended() from None
             raise
-
-    def _holder_update(self, delta: HolderDelta) -> dict[str, Any]:
-        return {
-            "TableName": self.points_table,
-            "Key": {"holder": {"S": delta.holder}},
-            "UpdateExpression": "ADD weightedSeconds :ws, weightedHeld :wh, weightedSinceSum :wss, tokensHeld :th",
-            "ExpressionAttributeValues": {
-                ":ws": _n(delta.weighted_seconds),
-                ":wh": _n(delta.weighted_held),
-                ":wss": _n(delta.weighted_since_sum),
-                ":th": _n(delta.tokens_held),
-            },
-        }
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -253,12 +253,60 @@ class Store:
                 yield item["holder"]["S"], holder_from_item(item)
 
     def leaderboard(self, at: int, limit: int = 10) -> list[tuple[str, Fraction, HolderPoints]]:
-        rows = ((holder, row.points_at(at), row) for holder, row in self.holders())
+        """The top holders at `at`; raises BeforeLastChange when `at` precedes any holder's last change."""
+        rows = []
+        for holder, row in self.holders():
+            row.require_answer(holder, at)
+            rows.append((holder, row.points_at(at), row))
         return heapq.nlargest(limit, rows, key=lambda r: (r[1], r[0]))
 
 
 class _Contended(Exception):
     pass
+
+
+class _LaterChangeKept(Exception):
+    def __init__(self, holders: frozenset[str]) -> None:
+        self.holders = holders
+
+
+def holder_update(points_table: str, delta: HolderDelta, *, keep_latest_change: bool = True) -> dict[str, Any]:
+    """The `points` item's update: ADD the delta and keep `lastChangeAt` = the latest change time.
+
+    ADDs commute, so events of different tokens may land in any order across shards; a plain
+    `SET lastChangeAt` would then leave an older time behind. The SET is conditional on the item
+    holding no later time. When that condition fails (DynamoDB cancels the whole transaction with
+    ConditionalCheckFailed on this item), the item already records a later change: retry the
+    transaction with `keep_latest_change=False` for it (ADDs only). The time stays the exact maximum.
+    """
+    update: dict[str, Any] = {
+        "TableName": points_table,
+        "Key": {"holder": {"S": delta.holder}},
+        "UpdateExpression": "ADD weightedSeconds :ws, weightedHeld :wh, weightedSinceSum :wss, tokensHeld :th",
+        "ExpressionAttributeValues": {
+            ":ws": _n(delta.weighted_seconds),
+            ":wh": _n(delta.weighted_held),
+            ":wss": _n(delta.weighted_since_sum),
+            ":th": _n(delta.tokens_held),
+        },
+    }
+    if keep_latest_change:
+        update["UpdateExpression"] += " SET lastChangeAt = :at"
+        update["ConditionExpression"] = "attribute_not_exists(lastChangeAt) OR lastChangeAt <= :at"
+        update["ExpressionAttributeValues"][":at"] = _n(delta.changed_at)
+    return update
+
+
+def later_change_kept(updates: list[dict[str, Any]], reasons: list[dict[str, Any]]) -> frozenset[str]:
+    """Holders whose `lastChangeAt` condition cancelled the transaction. `updates`: the Update of
+    every item in transaction order (tokens too), aligned with the CancellationReasons."""
+    return frozenset(
+        update["Key"]["holder"]["S"]
+        for update, reason in zip(updates, reasons, strict=False)
+        if reason.get("Code") == "ConditionalCheckFailed"
+        and "holder" in update["Key"]
+        and "ConditionExpression" in update
+    )
 
 
 def token_from_item(item: dict[str, Any]) -> TokenState:
@@ -277,7 +325,11 @@ def holder_from_item(item: dict[str, Any]) -> HolderPoints:
         return int(item[name]["N"]) if name in item else 0
 
     return HolderPoints(
-        number("weightedSeconds"), number("weightedHeld"), number("weightedSinceSum"), number("tokensHeld")
+        number("weightedSeconds"),
+        number("weightedHeld"),
+        number("weightedSinceSum"),
+        number("tokensHeld"),
+        int(item["lastChangeAt"]["N"]) if "lastChangeAt" in item else None,
     )
 
 

@@ -8,6 +8,7 @@ Secrets (`rpcUrl`, `pagerdutyEndpoint`) stay Pulumi secrets: they are outputs, n
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ import pulumi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from app.contracts import listed_twice, unrated
 from app.names import PROJECT, StageNames
+from app.rates import MAX_RATE
 
 SERVICE_TAG = PROJECT
 
@@ -113,9 +116,12 @@ class MonitorSettings(_Section):
     publish_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
 
 
+Rate = Annotated[int, Field(ge=0, le=MAX_RATE)]
+
+
 class PointsSettings(_Section):
-    per_day: dict[RateKey, Annotated[int, Field(ge=0)]]
-    default_per_day: Annotated[int, Field(ge=0)] | None = None
+    per_day: dict[RateKey, Rate]
+    default_per_day: Rate | None = None
 
 
 class AlertSettings(_Section):
@@ -197,6 +203,20 @@ class Settings(_Section):
         for name in ("lambda_duration_page_percent", "lambda_duration_notify_percent"):
             if getattr(self.thresholds, name) >= 100:
                 raise _Cross(f"thresholds.{to_camel(name)}", "a duration threshold at 100% of the timeout never fires")
+        # The monitor's own rules (app/contracts.py): it would refuse these at boot, after a successful `up`.
+        addresses = [c.address for c in self.monitor.contracts]
+        if twice := listed_twice(addresses):
+            raise _Cross("monitor.contracts", twice)
+        missing = unrated(
+            self.monitor.chain_id,
+            addresses,
+            self.points.per_day,
+            self.points.default_per_day,
+            contracts_key="monitor.contracts",
+            default_key="points.defaultPerDay",
+        )
+        if missing:
+            raise _Cross("points.perDay", f"{missing}: the consumer would quarantine every event of it")
         return self
 
     @property
@@ -262,6 +282,7 @@ class Secrets:
 
 # The stack-file keys under the project namespace (region is `aws:region`).
 _SECTIONS = tuple(to_camel(name) for name in Settings.model_fields if name != "region")
+_SECRETS = ("rpcUrl", "pagerdutyEndpoint")
 
 
 def parse(raw: dict[str, Any], region: str | None) -> Settings:
@@ -274,6 +295,7 @@ def parse(raw: dict[str, Any], region: str | None) -> Settings:
 
 def load() -> tuple[Settings, Secrets]:
     """Read the stack's config once. Nothing else in the program reads config."""
+    _refuse_unknown_keys(_project_keys())
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
     for key in _SECTIONS:
@@ -291,8 +313,29 @@ def load() -> tuple[Settings, Secrets]:
         raise ConfigError(
             f"{PROJECT}:stage: {settings.stage!s} in stack {stack}; a stack named after a stage deploys that stage"
         )
-    secrets = Secrets(rpc_url=_secret(config, "rpcUrl"), pagerduty_endpoint=_secret(config, "pagerdutyEndpoint"))
-    return settings, secrets
+    rpc_url, pagerduty_endpoint = (_secret(config, key) for key in _SECRETS)
+    return settings, Secrets(rpc_url=rpc_url, pagerduty_endpoint=pagerduty_endpoint)
+
+
+def _project_keys() -> set[str]:
+    """Every config key the engine passed under the project namespace, without its prefix.
+
+    pulumi.Config reads one key at a time and cannot list them; the runtime holds the whole map
+    (set by the engine, or the PULUMI_CONFIG environment of the language host).
+    """
+    from pulumi.runtime import config as runtime_config
+
+    names = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    return {name.removeprefix(f"{PROJECT}:") for name in names if name.startswith(f"{PROJECT}:")}
+
+
+def _refuse_unknown_keys(keys: set[str]) -> None:
+    """A key nothing reads (a typo such as `logLevl`) would be ignored silently: refuse it first."""
+    known = (*_SECTIONS, *_SECRETS)
+    for key in sorted(keys - set(known)):
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else f" (known keys: {', '.join(sorted(known))})"
+        raise ConfigError(f"{PROJECT}:{key}: unknown key{hint}")
 
 
 def _secret(config: pulumi.Config, key: str) -> pulumi.Output[str]:

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.contracts import listed_twice, unrated
 from app.rates import Rates, RatesError
 
 SSM_PREFIX = "/ngu-points-system-v2"
@@ -103,19 +104,23 @@ class MonitorConfig(BaseModel):
         if (self.checkpoint_table is None) == (self.checkpoint_file is None):
             raise _KeyError("checkpoint_table", "give exactly one of checkpoint_table and checkpoint_file")
         addresses = [c.address for c in self.contracts]
-        if len(set(addresses)) != len(addresses):
-            raise _KeyError("contracts", "an address is listed twice")
+        if twice := listed_twice(addresses):
+            raise _KeyError("contracts", twice)
         if self.sink == "dynamodb":
             for key in ("tokens_table", "points_table"):
                 if getattr(self, key) is None:
                     raise _KeyError(key, "missing (required by sink: dynamodb)")
             rates = self.rates()
-            for index, contract in enumerate(self.contracts):
-                if rates.weight(f"{self.chain_id}:{contract.address}") is None:
-                    raise _KeyError(
-                        "points_per_day",
-                        f"no rate for contracts[{index}] ({self.chain_id}:{contract.address}) and no default_points_per_day",
-                    )
+            missing = unrated(
+                self.chain_id,
+                addresses,
+                rates.by_contract,
+                rates.default,
+                contracts_key="contracts",
+                default_key="default_points_per_day",
+            )
+            if missing:
+                raise _KeyError("points_per_day", missing)
         return self
 
     def rates(self) -> Rates:

@@ -81,3 +81,54 @@ def test_quarantined_records_are_put_back_and_deleted(aws):
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def quarantine(sqs, queue, count):
+    for i in range(count):
+        body = {
+            "reason": "no points rate",
+            "partitionKey": f"pk{i}",
+            "data": base64.b64encode(f"d{i}".encode()).decode(),
+        }
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+
+
+def visible(sqs, queue):
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_a_dry_run_counts_every_message_and_leaves_them_all_visible_for_the_real_run(aws):
+    kinesis, _, sqs, queue = aws
+    quarantine(sqs, queue, 25)
+    report = Redriver(kinesis, STREAM, dry_run=True).from_quarantine(sqs, queue)
+    assert (report.sources, report.records) == (25, 25)
+    assert visible(sqs, queue) == (25, 0) and stream_contents(kinesis) == []
+
+    report = Redriver(kinesis, STREAM).from_quarantine(sqs, queue)
+    assert report.records == 25
+    assert sorted(stream_contents(kinesis)) == sorted((f"pk{i}", f"d{i}".encode()) for i in range(25))
+    assert visible(sqs, queue) == (0, 0)
+
+
+def test_a_message_is_deleted_only_after_kinesis_acknowledged_its_record(aws):
+    kinesis, _, sqs, queue = aws
+    quarantine(sqs, queue, 3)
+    kinesis.delete_stream(StreamName=STREAM)
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        Redriver(kinesis, STREAM).from_quarantine(sqs, queue)
+    assert visible(sqs, queue) == (3, 0)  # kept, and visible again for the run after the fix
+
+
+def test_unreadable_messages_and_objects_are_counted_and_left_in_place(aws):
+    kinesis, s3, sqs, queue = aws
+    quarantine(sqs, queue, 2)
+    sqs.send_message(QueueUrl=queue, MessageBody="not json")
+    s3.put_object(Bucket=BUCKET, Key="aws/lambda/broken.json", Body=b'{"payload": null}')
+    report = Redriver(kinesis, STREAM).from_quarantine(sqs, queue)
+    assert (report.records, report.unreadable) == (2, 1)
+    assert report.summary(dry_run=False) == "redrove 2 records from 2 sources; 1 unreadable sources left in place"
+    assert visible(sqs, queue) == (1, 0)
+    report = Redriver(kinesis, STREAM).from_failure_bucket(s3, BUCKET)
+    assert (report.records, report.unreadable) == (0, 1)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["aws/lambda/broken.json"]

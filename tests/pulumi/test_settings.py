@@ -69,6 +69,35 @@ BAD = [
     pytest.param({f"{NS}:stage": "staging"}, f"{NS}:stage: staging in stack prod", id="stage-of-another-stack"),
     pytest.param({"aws:region": "mars"}, "aws:region: String should match pattern", id="bad-region"),
     pytest.param({f"{NS}:rpcUrl": None}, f"{NS}:rpcUrl: missing", id="missing-secret"),
+    pytest.param(
+        _section("prod", "points", perDay={f"1:0x{'b1' * 20}": 10}),
+        f"{NS}:points.perDay: no rate for monitor.contracts[0] (1:0x{'0' * 38}a1) and no points.defaultPerDay: "
+        "the consumer would quarantine every event of it",
+        id="monitored-contract-without-a-rate",
+    ),
+    pytest.param(
+        _section(
+            "prod",
+            "monitor",
+            contracts=[
+                {"address": f"0x{'0' * 38}a1", "startBlock": 0},
+                {"address": f"0x{'0' * 38}a1", "startBlock": 5},
+            ],
+        ),
+        f"{NS}:monitor.contracts: an address is listed twice (0x{'0' * 38}a1 at [0] and [1])",
+        id="contract-listed-twice",
+    ),
+    pytest.param({f"{NS}:colour": "blue"}, f"{NS}:colour: unknown key (known keys: ", id="unknown-key"),
+    pytest.param(
+        {f"{NS}:logLevl": "INFO", f"{NS}:logLevel": None},
+        f"{NS}:logLevl: unknown key (did you mean logLevel?)",
+        id="misspelt-top-level-key",
+    ),
+    pytest.param(
+        _section("prod", "points", defaultPerDay=10**13),
+        f"{NS}:points.defaultPerDay: Input should be less than or equal to 1000000000000",
+        id="rate-too-large-to-store",
+    ),
 ]
 
 
@@ -108,3 +137,15 @@ def test_seed_concurrency_leaves_room_for_one_split_and_does_not_warn(caplog: py
     with caplog.at_level(logging.WARNING):
         record_stack("staging")
     assert not [r for r in caplog.records if "reservedConcurrency" in r.getMessage()]
+
+
+def test_a_monitored_contract_rated_by_the_default_alone_is_accepted() -> None:
+    stack = record_stack("prod", _section("prod", "points", perDay={}, defaultPerDay=10))
+    assert stack.of_type("aws:lambda/function:Function")
+
+
+def test_unknown_keys_are_found_in_the_environment_the_language_host_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Pulumi CLI's Python language host hands the program its config as PULUMI_CONFIG."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({f"{NS}:colour": "blue", "aws:region": "us-east-1"}))
+    with pytest.raises(ConfigError, match=f"^{NS}:colour: unknown key"):
+        record_stack("prod")

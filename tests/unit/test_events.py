@@ -1,8 +1,9 @@
 import json
+import sys
 
 import pytest
 
-from app.events import InvalidEvent, decode
+from app.events import MAX_RECORD_BYTES, InvalidEvent, decode
 from tests.support.chain import CHAIN_ID, CONTRACT, address, transfer
 
 GOOD = transfer(2**256 - 1, address(1), address(2), block=19_000_000, timestamp=1_700_000_000, log_index=17)
@@ -66,7 +67,16 @@ def test_addresses_and_hashes_are_normalised_to_lowercase():
         (document(tokenId="007"), "tokenId", "non-negative decimal string"),
         (document(tokenId=12), "tokenId", "expected str"),
         (document(tokenId=str(2**256)), "tokenId", "exceeds uint256"),
-        (document(tokenId="9" * 5000), "tokenId", "exceeds uint256"),
+        (document(tokenId="9" * 3000), "tokenId", "exceeds uint256"),
+        (document(tokenId="9" * 5000), "record", "more than a v1 record can hold (4096)"),
+        (b"[" * 100_000 + b"]" * 100_000, "record", "more than a v1 record can hold"),
+        (b"[" * 17 + b"]" * 17, "record", "17 '[' or '{', more than a v1 record holds (16)"),
+        (document(block__number=2**63), "block.number", f"must be below {2**63}"),
+        (document(block__number=10**40), "block.number", "must be below"),
+        (document(block__timestamp=10**40), "block.timestamp", f"must be below {2**32}, got a 41-digit number"),
+        (document(block__timestamp=2**32), "block.timestamp", f"must be below {2**32}"),
+        (document(tx__index=1_000_000), "tx.index", "must be below 1000000"),
+        (document(chainId=2**63), "chainId", f"must be below {2**63}"),
         (document(chainId=True), "chainId", "expected int"),
         (document(chainId=0), "chainId", "must be a positive integer"),
         (document(block__number=-5), "block.number", "must not be negative"),
@@ -82,3 +92,19 @@ def test_malformed_records_name_the_field_and_the_reason(data, field, reason):
     assert caught.value.field == field
     assert reason in str(caught.value)
     assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_an_integer_literal_past_pythons_digit_limit_is_a_bad_record_not_a_crash():
+    previous = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(640)  # the lowest PYTHONINTMAXSTRDIGITS allows
+    try:
+        with pytest.raises(InvalidEvent, match=r"^record: not parseable \(ValueError: Exceeds the limit"):
+            decode(document(logIndex=KeyError)[:-1] + b', "logIndex": ' + b"7" * 700 + b"}")
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+def test_the_largest_valid_record_is_well_within_the_size_limit():
+    largest = transfer(2**256 - 1, address(1), address(2), block=2**63 - 1, timestamp=2**32 - 1, log_index=999_999)
+    assert decode(largest.encode()) == largest
+    assert len(largest.encode()) < MAX_RECORD_BYTES / 4

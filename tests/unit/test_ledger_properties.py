@@ -79,7 +79,7 @@ def deliveries(draw, events: list[ChainEvent]) -> list[ChainEvent]:
 def expected_tables(history: History) -> tuple[dict, dict]:
     tokens: dict[str, dict] = {}
     points: dict[str, dict] = defaultdict(
-        lambda: {"weightedSeconds": 0, "weightedHeld": 0, "weightedSinceSum": 0, "tokensHeld": 0}
+        lambda: {"weightedSeconds": 0, "weightedHeld": 0, "weightedSinceSum": 0, "tokensHeld": 0, "lastChangeAt": 0}
     )
     for event in history.events:
         w = history.rates[event.rate_key]
@@ -90,11 +90,13 @@ def expected_tables(history: History) -> tuple[dict, dict]:
             row["weightedHeld"] -= w
             row["weightedSinceSum"] -= w * was["acquiredAt"]
             row["tokensHeld"] -= 1
+            row["lastChangeAt"] = event.block_timestamp  # histories never go back in time
         if event.to_address != ZERO_ADDRESS:
             row = points[event.to_address]
             row["weightedHeld"] += w
             row["weightedSinceSum"] += w * event.block_timestamp
             row["tokensHeld"] += 1
+            row["lastChangeAt"] = event.block_timestamp
         tokens[event.token_key] = {"owner": event.to_address, "acquiredAt": event.block_timestamp, "lastSeq": event.seq}
     return tokens, dict(points)
 

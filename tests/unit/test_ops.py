@@ -31,7 +31,13 @@ def run(capsys, *argv):
 def test_points_of_a_holder_at_a_time(ledger, capsys):
     code, out, _ = run(capsys, "points", B.upper().replace("0X", "0x"), "--at", "86400")
     assert code == 0
-    assert json.loads(out) == {"holder": B, "at": 86400, "points": "15.000000", "tokensHeld": 2}
+    assert json.loads(out) == {
+        "holder": B,
+        "at": 86400,
+        "points": "15.000000",
+        "tokensHeld": 2,
+        "lastChangeAt": 43_200,
+    }
 
 
 def test_leaderboard_ranks_by_points(ledger, capsys):
@@ -74,3 +80,43 @@ def test_missing_table_names_the_flag(capsys, monkeypatch):
     monkeypatch.delenv("TOKENS_TABLE", raising=False)
     code, _, err = run(capsys, "leaderboard", "--points-table", "p")
     assert code == 2 and err.strip() == "error: --tokens-table: missing (or set TOKENS_TABLE)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ("points", B, "--at", "1600"),
+            f"error: --at: 1600 is before the last change of holder {B} at 43200: the ledger answers only from "
+            "each holder's last change on (ask for --at 43200 or later)",
+        ),
+        (("leaderboard", "--at", "0"), f"error: --at: 0 is before the last change of holder {B} at 43200"),
+    ],
+)
+def test_a_time_before_a_holders_last_change_is_refused_in_one_line(ledger, capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_from_the_last_change_on_the_answer_is_exact(ledger, capsys):
+    code, out, _ = run(capsys, "points", B, "--at", "43200")
+    assert code == 0 and json.loads(out)["points"] == "5.000000"  # half a day at 10 a day; the second token from then
+
+
+@pytest.mark.parametrize("at", ["-1", "-1600000000", "1e9", "soon"])
+def test_a_time_that_is_not_unix_seconds_is_refused_at_parsing(ledger, capsys, at):
+    with pytest.raises(SystemExit) as exited:
+        main(["points", B, "--at", at])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert (
+        err
+        == f"python -m app points: error: argument --at: expected unix seconds (a non-negative integer), got {at!r}\n"
+    )
+
+
+def test_a_row_written_before_the_time_was_stored_is_answered_from_its_sums(ledger, capsys):
+    ledger.client.update_item(TableName=POINTS, Key={"holder": {"S": A}}, UpdateExpression="REMOVE lastChangeAt")
+    code, out, _ = run(capsys, "points", A, "--at", "86400")
+    assert code == 0 and json.loads(out)["lastChangeAt"] is None and json.loads(out)["points"] == "10.000000"

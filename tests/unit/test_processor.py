@@ -5,24 +5,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from app import processor
-from tests.support.aws import POINTS, TOKENS, moto_ledger
-from tests.support.chain import RATE_KEY, KinesisBatch, LambdaContext, address, mint, transfer
+from tests.support.chain import KinesisBatch, LambdaContext, address, mint, transfer
 
 A, B = address(0xA), address(0xB)
-
-
-@pytest.fixture
-def ledger(monkeypatch):
-    with moto_ledger() as ledger:
-        monkeypatch.setenv("TOKENS_TABLE", TOKENS)
-        monkeypatch.setenv("POINTS_TABLE", POINTS)
-        monkeypatch.setenv("QUARANTINE_QUEUE_URL", ledger.queue_url)
-        monkeypatch.setenv("POINTS_PER_DAY", json.dumps({RATE_KEY: 10}))
-        monkeypatch.delenv("DEFAULT_POINTS_PER_DAY", raising=False)
-        monkeypatch.setenv("STAGE", "test")
-        processor.consumer.cache_clear()
-        yield ledger
-        processor.consumer.cache_clear()
 
 
 def emitted_metrics(capsys) -> dict[str, float]:

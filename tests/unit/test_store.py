@@ -2,7 +2,7 @@ import pytest
 
 from app.events import ZERO_ADDRESS
 from app.store import Outcome
-from tests.support.aws import moto_ledger
+from tests.support.aws import POINTS, moto_ledger
 from tests.support.chain import address, burn, mint, transfer
 
 A, B, C = address(0xA), address(0xB), address(0xC)
@@ -33,7 +33,14 @@ def test_mint_writes_the_token_and_the_holder_exactly_as_design_section_4(ledger
         }
     }
     assert ledger.points() == {
-        A: {"holder": A, "weightedSeconds": 0, "weightedHeld": W, "weightedSinceSum": W * 1000, "tokensHeld": 1}
+        A: {
+            "holder": A,
+            "weightedSeconds": 0,
+            "weightedHeld": W,
+            "weightedSinceSum": W * 1000,
+            "tokensHeld": 1,
+            "lastChangeAt": 1000,
+        }
     }
 
 
@@ -51,6 +58,7 @@ def test_transfer_then_burn_closes_every_interval(ledger):
         "weightedHeld": 0,
         "weightedSinceSum": 0,
         "tokensHeld": 0,
+        "lastChangeAt": 4000,
     }
     assert points[B] == {
         "holder": B,
@@ -58,6 +66,7 @@ def test_transfer_then_burn_closes_every_interval(ledger):
         "weightedHeld": 0,
         "weightedSinceSum": 0,
         "tokensHeld": 0,
+        "lastChangeAt": 9000,
     }
     assert ZERO_ADDRESS not in points
     (token,) = ledger.tokens().values()
@@ -193,3 +202,61 @@ def test_other_cancellations_are_not_retried(ledger):
     with pytest.raises(ClientError):
         ledger.store.apply(mint(7, A, block=1, timestamp=1000), W)
     assert len(calls) == 1
+
+
+def test_last_change_keeps_the_latest_time_when_shards_deliver_out_of_order(ledger):
+    calls = []
+    real = ledger.client.transact_write_items
+
+    def counted(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    ledger.client.transact_write_items = counted
+    # Two tokens of one holder on different shards: the later change arrives first.
+    assert ledger.store.apply(mint(1, A, block=5, timestamp=5000), W).attempts == 1
+    older = ledger.store.apply(mint(2, A, block=3, timestamp=3000), W)
+    assert older.outcome is Outcome.APPLIED and older.attempts == 2  # the SET was refused, the ADDs kept
+    assert "lastChangeAt" not in calls[-1]["TransactItems"][1]["Update"]["UpdateExpression"]
+    row = ledger.points()[A]
+    assert row["lastChangeAt"] == 5000
+    assert (row["weightedHeld"], row["weightedSinceSum"], row["tokensHeld"]) == (2 * W, W * 8000, 2)
+    # The older event's token item is written too: the retry was the whole transaction.
+    assert ledger.tokens()[mint(2, A, block=3, timestamp=3000).token_key]["acquiredAt"] == 3000
+
+
+def test_a_holder_item_written_before_the_time_was_stored_gains_it(ledger):
+    ledger.client.update_item(
+        TableName=POINTS,
+        Key={"holder": {"S": A}},
+        UpdateExpression="ADD weightedHeld :w, weightedSinceSum :s, tokensHeld :t",
+        ExpressionAttributeValues={":w": {"N": str(W)}, ":s": {"N": str(W * 100)}, ":t": {"N": "1"}},
+    )
+    assert ledger.store.holder(A).last_change_at is None
+    ledger.store.apply(mint(1, A, block=5, timestamp=700), W)
+    assert ledger.store.holder(A).last_change_at == 700
+    assert ledger.points()[A]["tokensHeld"] == 2
+
+
+def test_leaderboard_before_a_holders_last_change_is_refused(ledger):
+    from app.ledger import BeforeLastChange
+
+    ledger.store.apply(mint(1, A, block=1, timestamp=100), W)
+    ledger.store.apply(mint(2, B, block=2, timestamp=200), W)
+    assert [h for h, _, _ in ledger.store.leaderboard(at=200)] == [A, B]
+    with pytest.raises(BeforeLastChange) as refused:
+        ledger.store.leaderboard(at=199)
+    assert (refused.value.holder, refused.value.last_change_at) == (B, 200)
+
+
+def test_later_change_kept_reads_holder_reasons_among_any_items():
+    from app.ledger import HolderDelta
+    from app.store import holder_update, later_change_kept
+
+    token = {"TableName": "t", "Key": {"token": {"S": "1:0x:1"}}, "ConditionExpression": "lastSeq = :readSeq"}
+    kept = holder_update(POINTS, HolderDelta(A, changed_at=5))
+    plain = holder_update(POINTS, HolderDelta(B, changed_at=5), keep_latest_change=False)
+    assert "ConditionExpression" not in plain and "lastChangeAt" not in plain["UpdateExpression"]
+    failed = {"Code": "ConditionalCheckFailed"}
+    assert later_change_kept([token, kept, plain], [failed, failed, failed]) == {A}
+    assert later_change_kept([token, kept], [failed, {"Code": "None"}]) == frozenset()
