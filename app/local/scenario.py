@@ -24,6 +24,7 @@ class Size:
     days: int
     blocks_per_day: int
     moves_per_block: int
+    environments: int  # at most this many execution environments (each a process with a cold start)
 
     @property
     def blocks(self) -> int:
@@ -35,8 +36,8 @@ class Size:
         return self.tokens + self.blocks * self.moves_per_block
 
 
-FULL = Size(holders=20, tokens=200, days=10, blocks_per_day=12, moves_per_block=9)
-QUICK = Size(holders=5, tokens=12, days=2, blocks_per_day=4, moves_per_block=3)
+FULL = Size(holders=20, tokens=200, days=10, blocks_per_day=12, moves_per_block=9, environments=40)
+QUICK = Size(holders=5, tokens=12, days=2, blocks_per_day=4, moves_per_block=3, environments=2)
 
 OnBlock = Callable[[int, int], None]  # (trading block number from 1, how many there are)
 

@@ -102,7 +102,7 @@ class Demo:
                     self._function_environment(moto, resources.queue_url, chain, consumer.remaining_time_guard_ms),
                     # Lambda would run up to shards x factor at once, within the reserved concurrency;
                     # more processes than this machine runs at once would only wait for a core.
-                    size=min(consumer.reserved_concurrency, 2 * (os.cpu_count() or 1)),
+                    size=min(consumer.reserved_concurrency, 2 * (os.cpu_count() or 1), self.size.environments),
                     log=scratch / "function.log",
                 )
             )
