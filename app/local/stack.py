@@ -29,6 +29,7 @@ import yaml
 
 from app.local.chain import Chain
 from app.local.esm import EventSourceMapping
+from app.local.faults import Faults
 from app.local.functions import ExecutionEnvironments
 from app.local.monitor_process import MonitorProcess
 from app.local.progress import ProgressView, Snapshot
@@ -139,7 +140,9 @@ class Demo:
                 )
 
             with ProgressView(snapshot, self.out) as view:
-                faults = Faults(self.size.blocks, view.note, monitor, monitor_state, checkpoints, kinesis, esm)
+                faults = Faults(
+                    self.size.blocks, view.note, monitor, monitor_state, checkpoints, kinesis, esm, NAMES.stream
+                )
 
                 def on_block(number: int, total: int) -> None:
                     monitor.check()
@@ -270,59 +273,6 @@ class Demo:
         )
         while True:
             time.sleep(3600)  # until SIGINT / SIGTERM raises Stopped
-
-
-class Faults:
-    """The faults the demo injects at fixed points of the scenario."""
-
-    def __init__(self, blocks, note, monitor, monitor_state, checkpoints, kinesis, esm) -> None:
-        self.kill_at, self.restart_at = round(0.4 * blocks), round(0.55 * blocks)
-        self.redeliver_at, self.poison_at = round(0.7 * blocks), round(0.8 * blocks)
-        self.note = note
-        self.monitor = monitor
-        self.monitor_state = monitor_state
-        self.checkpoints = checkpoints
-        self.kinesis = kinesis
-        self.esm = esm
-        self.killed_at: int | None = None
-        self.redelivered = 0
-        self.poison = 0
-
-    def at(self, number: int) -> None:
-        if number == self.kill_at:
-            # Mid-way means it has published something: wait for its first checkpoint.
-            wait_until(self.checkpoints.load, 60, what="the monitor's first checkpoint")
-            self.monitor.kill()
-            self.monitor_state[0] = "killed"
-            self.killed_at = self.checkpoints.load().block
-            self.note(f"fault         monitor SIGKILLed (checkpoint at block {self.killed_at})")
-        if number == self.restart_at:
-            self.monitor.start()
-            self.monitor_state[0] = "running"
-            self.note(f"fault         monitor restarted (pid {self.monitor.pid}): it resumes from its checkpoint")
-        if number == self.redeliver_at:
-            self.redelivered = self._redeliver()
-            self.note(f"fault         {self.redelivered} records already on the stream put on it again")
-        if number == self.poison_at:
-            self.kinesis.put_record(StreamName=NAMES.stream, Data=b'{"v": 1, "kind"', PartitionKey="junk")
-            self.poison = 1
-            self.note("fault         a poison record put on the stream")
-
-    def _redeliver(self, most: int = 100) -> int:
-        """A stretch of the busiest shard's records, put on the stream again as a retrying producer would."""
-        wait_until(lambda: self.esm.counters.records_fetched > 0, 60, what="records on the stream")
-        shards = self.kinesis.list_shards(StreamName=NAMES.stream)["Shards"]
-        stretches = []
-        for shard in shards:
-            iterator = self.kinesis.get_shard_iterator(
-                StreamName=NAMES.stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            stretches.append(self.kinesis.get_records(ShardIterator=iterator, Limit=most)["Records"])
-        stretch = max(stretches, key=len)
-        records = [{"Data": r["Data"], "PartitionKey": r["PartitionKey"]} for r in stretch]
-        if records:
-            self.kinesis.put_records(StreamName=NAMES.stream, Records=records)
-        return len(records)
 
 
 @contextmanager
