@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,25 +79,50 @@ def _ops_arguments(name: str) -> Callable[[argparse.ArgumentParser], None]:
 
 
 def _redrive_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stream", required=True, help="the stream to put the records back on")
+    from app.stage import stage_argument
+
+    stage_argument(parser)
+    parser.add_argument("--stream", help="the stream to put the records back on (default: --stage's)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--bucket", help="the mapping's S3 on-failure destination")
-    source.add_argument("--queue-url", help="the quarantine queue")
+    source.add_argument(
+        "--bucket", nargs="?", const="", help="the mapping's S3 on-failure destination (alone: --stage's)"
+    )
+    source.add_argument("--queue-url", nargs="?", const="", help="the quarantine queue (alone: --stage's)")
     parser.add_argument("--prefix", default="aws/lambda/", help="with --bucket: the key prefix (default aws/lambda/)")
     parser.add_argument("--dry-run", action="store_true", help="count what would be redriven, change nothing")
+    parser.add_argument("--json", action="store_true", help="print the counts as JSON")
 
 
 def _redrive(args: argparse.Namespace) -> int:
     from app import aws
+    from app import names as n
     from app.redrive import Redriver
+    from app.stage import resolve
 
-    redriver = Redriver(aws.client("kinesis"), args.stream, dry_run=args.dry_run)
-    if args.bucket:
-        report = redriver.from_failure_bucket(aws.client("s3"), args.bucket, args.prefix)
+    redriver = Redriver(aws.client("kinesis"), resolve(args, n.STREAM_PARAMETER, "--stream"), dry_run=args.dry_run)
+    if args.bucket is not None:
+        bucket = resolve(args, n.FAILED_BATCHES_PARAMETER, "--bucket")
+        report = redriver.from_failure_bucket(aws.client("s3"), bucket, args.prefix)
     else:
-        report = redriver.from_quarantine(aws.client("sqs"), args.queue_url)
-    print(report.summary(args.dry_run))
+        report = redriver.from_quarantine(aws.client("sqs"), resolve(args, n.QUARANTINE_PARAMETER, "--queue-url"))
+    if args.json:
+        counts = {"records": report.records, "sources": report.sources, "unreadable": report.unreadable}
+        print(json.dumps({"dryRun": args.dry_run, **counts}))
+    else:
+        print(report.summary(args.dry_run))
     return 0
+
+
+def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+    """A command that lives in its own module `app.<name>`, with `arguments(parser)` and `run(args)`."""
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(f"app.{name}").arguments(parser)
+
+    def run(args: argparse.Namespace) -> int:
+        return importlib.import_module(f"app.{name}").run(args)
+
+    return arguments, run
 
 
 COMMANDS = [
@@ -107,6 +135,10 @@ COMMANDS = [
         "leaderboard", "the top holders by points now (or --at)", _ops_arguments("leaderboard"), _ops("leaderboard")
     ),
     Command("redrive", "put failed or quarantined records back on the stream", _redrive_arguments, _redrive),
+    Command("verify", "the pre- and post-deployment checks of a stage, one line each", *_module("verify")),
+    Command("reconcile", "check (and --fix) the tables against the chain", *_module("reconcile")),
+    Command("replay", "re-apply what the stream still holds in a time window", *_module("replay")),
+    Command("cost", "the monthly cost of a stage's configuration at a volume", *_module("cost")),
 ]
 
 
@@ -117,7 +149,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    root = _Parser(prog="python -m app", description="ngu-points event pipeline")
+    prog = "ngu-points" if os.path.basename(sys.argv[0]) == "ngu-points" else "python -m app"
+    root = _Parser(prog=prog, description="ngu-points event pipeline: operator commands")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -26,11 +25,15 @@ _TOKEN = re.compile(r"[1-9][0-9]*:0x[0-9a-fA-F]{40}:(0|[1-9][0-9]*)")
 
 
 def table_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tokens-table", default=os.environ.get("TOKENS_TABLE"), help="default: $TOKENS_TABLE")
-    parser.add_argument("--points-table", default=os.environ.get("POINTS_TABLE"), help="default: $POINTS_TABLE")
+    from app.stage import stage_argument
+
+    stage_argument(parser)
+    parser.add_argument("--tokens-table", help="overrides --stage's; default: $TOKENS_TABLE")
+    parser.add_argument("--points-table", help="overrides --stage's; default: $POINTS_TABLE")
     parser.add_argument(
         "--at", type=unix_seconds, default=None, metavar="UNIX_SECONDS", help="points at this time (now)"
     )
+    parser.add_argument("--json", action="store_true", help="JSON output (these reads always print JSON)")
 
 
 def unix_seconds(text: str) -> int:
@@ -138,10 +141,11 @@ def _answerable(read: Callable[[], T]) -> T:
 
 
 def _store(args: argparse.Namespace) -> Store:
-    for flag, value in (("--tokens-table", args.tokens_table), ("--points-table", args.points_table)):
-        if not value:
-            raise OperatorError(f"{flag}: missing (or set {flag[2:].upper().replace('-', '_')})")
-    return Store(args.tokens_table, args.points_table)
+    from app import names
+    from app.stage import resolve
+
+    tokens = resolve(args, names.TOKENS_TABLE_PARAMETER, "--tokens-table")
+    return Store(tokens, resolve(args, names.POINTS_TABLE_PARAMETER, "--points-table"))
 
 
 def decimal_points(value: Fraction) -> str:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +29,8 @@ from app.store import UNREAD, Outcome, Store
 SERVICE = "ngu-points-processor"
 NAMESPACE = "NGUPoints/Processor"
 COUNTERS = ("EventsApplied", "DuplicatesSkipped", "OwnershipGaps", "PoisonRecords", "RecordsFailed")
+# Freshness: apply time minus the block timestamp of the oldest event applied in the batch, in seconds.
+LAG_METRIC = "EndToEndLag"
 
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
@@ -80,6 +83,7 @@ class Consumer:
         parsed = [_parse(record) for record in records]
         states = self._prefetch([p for p in parsed if isinstance(p, ChainEvent)])
         failed_from = len(records)
+        oldest_applied: int | None = None
         for index, (record, item) in enumerate(zip(records, parsed, strict=True)):
             if remaining_ms() < self.settings.remaining_time_guard_ms:
                 logger.warning(
@@ -95,9 +99,14 @@ class Consumer:
                 break
             for name in outcome:
                 counts[name] += 1
+            if "EventsApplied" in outcome:
+                oldest_applied = min(oldest_applied or item.block_timestamp, item.block_timestamp)
         counts["RecordsFailed"] = len(records) - failed_from
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        if oldest_applied is not None:
+            metrics.add_metric(name=LAG_METRIC, unit=MetricUnit.Seconds, value=max(0, time.time() - oldest_applied))
+        self.counts = counts  # what the last batch did (operator replays report it)
         failures = [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[failed_from:]]
         return {"batchItemFailures": failures}
 

@@ -25,6 +25,10 @@ Comparison = Literal["GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "L
 MONITOR = "NGUPoints/EventMonitor"
 PROCESSOR = "NGUPoints/Processor"
 HOST = "NGUPoints/Host"
+RECONCILER = "NGUPoints/Reconciler"
+# The consumer's freshness (app/processor.py LAG_METRIC) and the reconciler's finding (app/reconcile.py).
+END_TO_END_LAG = "EndToEndLag"
+INCONSISTENCIES = "Inconsistencies"
 # The Lambda memory metric comes from a log metric filter, which cannot add a `Stage` dimension.
 PROCESSOR_MEMORY = "NGUPoints/Processor/{stage}"
 MEMORY_METRIC = "MaxMemoryUsedMB"
@@ -457,6 +461,23 @@ CATALOG: tuple[AlarmSpec, ...] = (
         threshold("reorgs_detected"),
         "reorgsDetected",
         {"m": _monitor("ReorgsDetected", "Sum")},
+    ),
+    AlarmSpec(
+        "EndToEndLag",
+        "notify",
+        "Events reach the tables long after their block was mined: the pipeline is behind the chain.",
+        threshold("end_to_end_lag_seconds"),
+        "endToEndLagSeconds",
+        {"m": Metric(PROCESSOR, END_TO_END_LAG, "Maximum", STAGE)},
+        evaluation_periods=2,
+    ),
+    AlarmSpec(
+        "Inconsistencies",
+        "page",
+        "Rollback trigger (data inconsistency detected): reconcile found the tables differing from the chain.",
+        threshold("inconsistencies"),
+        "inconsistencies",
+        {"m": Metric(RECONCILER, INCONSISTENCIES, "Maximum", STAGE)},
     ),
     AlarmSpec(
         "MonitorHeartbeat",

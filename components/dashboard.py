@@ -8,7 +8,16 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.alarm_catalog import HOST, MEMORY_METRIC, MONITOR, PROCESSOR, PROCESSOR_MEMORY
+from components.alarm_catalog import (
+    END_TO_END_LAG,
+    HOST,
+    INCONSISTENCIES,
+    MEMORY_METRIC,
+    MONITOR,
+    PROCESSOR,
+    PROCESSOR_MEMORY,
+    RECONCILER,
+)
 from components.alarms import AlarmTargets
 from components.settings import Settings
 
@@ -120,6 +129,12 @@ def dashboard_body(
                 for name in ("EventsApplied", "DuplicatesSkipped", "OwnershipGaps", "PoisonRecords", "RecordsFailed")
             ],
             region,
+        ),
+        _line(
+            "Freshness: end-to-end lag (s), inconsistencies found",
+            [[PROCESSOR, END_TO_END_LAG, *stage], [RECONCILER, INCONSISTENCIES, *stage, {"yAxis": "right"}]],
+            region,
+            "Maximum",
         ),
         _line(
             "DynamoDB: consumed write units, throttles",

@@ -13,15 +13,17 @@ import json
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pulumi
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from app.contracts import listed_twice, unrated
 from app.names import PROJECT, StageNames
 from app.rates import MAX_RATE
+
+if TYPE_CHECKING:  # pulumi only where the stack reads its config: operators' `cost` reads stack files without it
+    import pulumi
 
 SERVICE_TAG = PROJECT
 
@@ -168,6 +170,8 @@ class Thresholds(_Section):
     mapping_failed_invokes: NonNegative
     on_failure_deliveries: NonNegative
     quarantine_messages: NonNegative
+    end_to_end_lag_seconds: Positive
+    inconsistencies: NonNegative
 
 
 class Settings(_Section):
@@ -295,6 +299,8 @@ def parse(raw: dict[str, Any], region: str | None) -> Settings:
 
 def load() -> tuple[Settings, Secrets]:
     """Read the stack's config once. Nothing else in the program reads config."""
+    import pulumi
+
     _refuse_unknown_keys(_project_keys())
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}

@@ -79,7 +79,7 @@ def test_bad_input_is_one_line_naming_it(ledger, capsys, argv, message, code):
 def test_missing_table_names_the_flag(capsys, monkeypatch):
     monkeypatch.delenv("TOKENS_TABLE", raising=False)
     code, _, err = run(capsys, "leaderboard", "--points-table", "p")
-    assert code == 2 and err.strip() == "error: --tokens-table: missing (or set TOKENS_TABLE)"
+    assert code == 2 and err.strip() == "error: --tokens-table: missing (give it or --stage S, or set TOKENS_TABLE)"
 
 
 @pytest.mark.parametrize(
