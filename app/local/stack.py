@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from app.errors import OperatorError
 from app.local.chain import Chain
 from app.local.esm import EventSourceMapping
 from app.local.faults import Faults
@@ -38,7 +39,7 @@ from app.local.resources import create_stage_resources, register_mapping
 from app.local.scenario import FULL, QUICK, Activity, Size
 from app.local.services import CHAIN_ID, ROOT, Anvil, MotoServer, start_process, wait_until
 from app.local.signals import Stopped, StopSignals, shielded
-from app.local.stack_settings import StackFileError, consumer_settings, mapping_config
+from app.local.stack_settings import consumer_settings, mapping_config
 from app.monitor.checkpoint import DynamoCheckpointStore
 from app.names import StageNames
 from app.ops import decimal_points
@@ -69,9 +70,9 @@ def run(quick: bool = False, keep_running: bool = False, out: TextIO = sys.stdou
         except Stopped as stop:
             print(f"stopped       by {stop}: every process the demo started is stopped", file=out, flush=True)
             return stop.exit_status
-        except StackFileError as error:
+        except OperatorError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 2
+            return error.code
 
 
 class Demo:

@@ -1,63 +1,24 @@
-"""The event source mapping's settings from a stack file (`Pulumi.staging.yaml`), read without pulumi.
-
-components/settings.py validates the whole stack config but imports pulumi, which the runtime never
-does; the local stack needs only the `consumer` knobs of the mapping, validated here with the same
-bounds, and an error names the key as `pulumi config set --path` spells it.
-"""
+"""The event source mapping's settings for the local stage: the `consumer` section of the staging
+stack file, validated by the stack's own settings model (app/stack_file.py), so the local mapping
+runs with exactly what `pulumi up -s staging` would configure."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from typing import Any
 
 from app.local.resources import MappingConfig
-from app.local.services import ROOT
-from app.names import PROJECT
+from app.stack_file import stack_file, stack_settings
 
 LOCAL_STACK = "staging"  # the local stage runs with staging's settings
 
 
-class ConsumerSection(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
-
-    timeout_seconds: Annotated[int, Field(ge=1, le=900)]
-    batch_size: Annotated[int, Field(ge=1, le=10000)]
-    maximum_retry_attempts: Annotated[int, Field(ge=0, le=10000)]
-    bisect_batch_on_error: bool
-    parallelization_factor: Annotated[int, Field(ge=1, le=10)]
-    reserved_concurrency: Annotated[int, Field(gt=0)]
-    starting_position: Literal["TRIM_HORIZON", "LATEST"]
-    maximum_record_age_seconds: Annotated[int, Field(ge=60, le=604800)]
-    remaining_time_guard_ms: Annotated[int, Field(ge=0)]
+def consumer_settings(path: Path | None = None) -> Any:
+    """components.settings.ConsumerSettings; a bad file is an OperatorError naming the key."""
+    return stack_settings(path or stack_file(LOCAL_STACK)).consumer
 
 
-class StackFileError(ValueError):
-    """A missing or invalid stack file value; the message names the file and the key."""
-
-
-def consumer_settings(stack: str = LOCAL_STACK, root: Path = ROOT) -> ConsumerSection:
-    path = root / f"Pulumi.{stack}.yaml"
-    key = f"{PROJECT}:consumer"
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise StackFileError(f"{path.name}: cannot read ({error})") from None
-    section = (document.get("config") or {}).get(key)
-    if not isinstance(section, dict):
-        raise StackFileError(f"{path.name}: {key}: missing or not a mapping")
-    try:
-        return ConsumerSection.model_validate(section)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise StackFileError(f"{path.name}: {key}.{where}: {first['msg']}") from None
-
-
-def mapping_config(consumer: ConsumerSection) -> MappingConfig:
+def mapping_config(consumer: Any) -> MappingConfig:
     return MappingConfig(
         batch_size=consumer.batch_size,
         maximum_retry_attempts=consumer.maximum_retry_attempts,
