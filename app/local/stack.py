@@ -34,7 +34,6 @@ from app.local.faults import Faults
 from app.local.functions import ExecutionEnvironments
 from app.local.monitor_process import MonitorProcess
 from app.local.progress import ProgressView, Snapshot
-from app.local.replay_check import mismatches
 from app.local.resources import create_stage_resources, register_mapping
 from app.local.scenario import FULL, QUICK, Activity, Size
 from app.local.services import CHAIN_ID, ROOT, Anvil, MotoServer, start_process, wait_until
@@ -49,9 +48,6 @@ STAGE = "local"
 NAMES = StageNames(STAGE)
 RATE = 10  # points per token per day
 CONFIRMATIONS = 2
-# Flip when the product's `reconcile` command (issue 13) is in main: the demo then checks the ledger
-# with it, as an operator would, instead of its own replay.
-USE_RECONCILE_COMMAND = False
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,11 +93,15 @@ class Demo:
                 f"NGU token {chain.address}"
             )
             resources = create_stage_resources(moto.client, NAMES)
-            mapping_id = register_mapping(moto.client, resources, mapping_config(consumer))
+            function_environment = self._function_environment(
+                resources.queue_url, chain, consumer.remaining_time_guard_ms
+            )
+            mapping_id = register_mapping(moto.client, resources, mapping_config(consumer), function_environment)
             environments = stack.enter_context(
                 ExecutionEnvironments(
                     "app.processor.handler",
-                    self._function_environment(moto, resources.queue_url, chain, consumer.remaining_time_guard_ms),
+                    moto.env()
+                    | function_environment,  # the emulator's endpoint and credentials, as Lambda's role gives
                     # Lambda would run up to shards x factor at once, within the reserved concurrency;
                     # more processes than this machine runs at once would only wait for a core.
                     size=min(consumer.reserved_concurrency, 2 * (os.cpu_count() or 1), self.size.environments),
@@ -170,8 +170,8 @@ class Demo:
                 self._wait_for_stop(moto)
             return 0 if ok else 1
 
-    def _function_environment(self, moto: MotoServer, queue_url: str, chain: Chain, guard_ms: int) -> dict[str, str]:
-        return moto.env() | {
+    def _function_environment(self, queue_url: str, chain: Chain, guard_ms: int) -> dict[str, str]:
+        return {
             "TOKENS_TABLE": NAMES.tokens_table,
             "POINTS_TABLE": NAMES.points_table,
             "QUARANTINE_QUEUE_URL": queue_url,
@@ -238,17 +238,15 @@ class Demo:
             problems.append(f"quarantine: {quarantined} messages, expected {faults.poison} (the poison record)")
         if counters.records_sent_to_destination:
             problems.append(f"on-failure destination: {counters.records_sent_to_destination} records, expected 0")
-        if USE_RECONCILE_COMMAND:
-            problems += self._reconcile_command(config, moto, chain)
-        else:
-            self.say(f"check         the ledger against a replay of the chain's {len(chain.transfers)} Transfer logs")
-            problems += mismatches(chain, store, final, RATE)
+        problems += self._reconcile(config, moto, chain)
         for problem in problems:
             self.say(f"MISMATCH      {problem}")
         self.say("the ledger matches the chain" if not problems else f"{len(problems)} mismatches")
         return not problems
 
-    def _reconcile_command(self, config: Path, moto: MotoServer, chain: Chain) -> list[str]:
+    def _reconcile(self, config: Path, moto: MotoServer, chain: Chain) -> list[str]:
+        """The product's own check, as an operator runs it: owners against ownerOf, points against a
+        recomputation from the chain's logs; it prints each mismatch itself."""
         command = [sys.executable, "-m", "app", "reconcile", "--config", str(config), "--stage", STAGE]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | moto.env()
         env |= {"PYTHONPATH": str(ROOT), "POINTS_PER_DAY": json.dumps({f"{CHAIN_ID}:{chain.address}": RATE})}

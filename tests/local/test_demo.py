@@ -11,10 +11,8 @@ import sys
 import pytest
 
 from app.local.services import ROOT
-from app.names import StageNames
 from tests.local.demo_process import DemoRun, still_running
 
-LOCAL = StageNames("local")
 BOARD_ROW = re.compile(r"^\s+(\d+)\s+(0x[0-9a-f]{40})\s+(\d+\.\d{6})\s+(\d+)$", re.M)
 
 
@@ -38,6 +36,9 @@ def check_the_scenario(out):
     # every transfer, the redelivered stretch, the poison record; and what the restarted monitor published again
     assert int(handled[1]) >= transfers + redelivered + 1
     assert re.search(r"^progress +head \d+, monitor \w+ at block \d+ .*records published \d+, applied \d+", out, re.M)
+    # the product's reconcile command checked owners (ownerOf) and points (recomputed from the logs)
+    assert re.search(r"^check +python -m app reconcile --config \S+monitor.yaml --stage local$", out, re.M)
+    assert re.search(r"^  \d+ tokens, 5 holders up to block \d+: consistent$", out, re.M)
     assert "the ledger matches the chain" in out and "MISMATCH" not in out
     board = BOARD_ROW.findall(out)
     assert len(board) == 5 and all(float(points) > 0 for _, _, points, _ in board)
@@ -58,10 +59,9 @@ def test_the_quick_scenario_matches_the_chain_and_operator_commands_read_the_run
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
         }
-        tables = ["--tokens-table", LOCAL.tokens_table, "--points-table", LOCAL.points_table]
 
-        def operator(*args):
-            command = [sys.executable, "-m", "app", *args, *tables]
+        def operator(*args):  # names resolved from the stage's SSM parameters, as against a deployed stage
+            command = [sys.executable, "-m", "app", *args, "--stage", "local"]
             done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             return json.loads(done.stdout)

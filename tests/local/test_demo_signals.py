@@ -19,7 +19,7 @@ def mid_run(demo):
 
 
 def during_the_final_check(demo):
-    demo.wait_for_line(r"^chain +done: .* draining")
+    demo.wait_for_child("app reconcile")  # the product's reconcile command, checking the ledger
 
 
 def kind(process):
@@ -39,6 +39,7 @@ KINDS = [
     ("app monitor", "monitor"),
     ("multiprocessing.spawn", "environment"),
     ("resource_tracker", "resource tracker"),
+    ("app reconcile", "reconcile"),
 ]
 
 
@@ -74,6 +75,8 @@ class Stop:
         assert self.started, "the test should have caught the demo with processes running"
         assert still_running(self.started) == []
         assert all(port_is_free(port) for port in self.ports)
+        if self.moment is during_the_final_check:
+            assert "reconcile" in self.kinds, self.kinds
         if self.moment is mid_run:  # everything was up: the chain, AWS, the monitor, the environments
             assert {"anvil", "moto_server", "monitor", "environment"} <= self.kinds, self.kinds
             assert len(self.ports) >= 2
