@@ -6,7 +6,7 @@ PIP_VERSION := 26.3
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: venv node test lint clean demo policy policy-venv
+.PHONY: venv node test lint typecheck clean demo policy policy-venv requirements wheelhouse ami preview up
 
 venv: $(STAMP)
 
@@ -27,12 +27,20 @@ $(NODE_STAMP): package.json package-lock.json
 test: venv node
 	$(PY) -m pytest -q
 
-lint: venv
+lint: venv typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# components/ and __main__.py against the pulumi-aws SDK's types ([tool.mypy] in pyproject.toml).
+typecheck: venv
+	$(VENV)/bin/mypy
+
+# requirements.txt, for `pulumi install` and the CLI's own venv creation, from pyproject's infra group.
+requirements:
+	$(PYTHON) -m tools.requirements
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis policy/venv
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .mypy_cache .hypothesis policy/venv build
 
 # The whole pipeline on this machine: anvil -> monitor -> Kinesis -> consumer -> DynamoDB (moto).
 demo: venv node
@@ -53,3 +61,24 @@ $(POLICY_STAMP): policy/requirements.txt
 policy: venv policy-venv
 	@test -n "$(STACK)" || { echo "make policy: set STACK, e.g. make policy STACK=prod" >&2; exit 2; }
 	$(PY) -m tools.policy_check --stack $(STACK) --python $(POLICY_VENV)/bin/python
+
+# The monitor's dependencies as wheels for its host (python3.12, the stack's architecture); the stack
+# uploads the archive and the host installs offline. Downloads once per pin change.
+wheelhouse: venv
+	@test -n "$(STACK)" || { echo "make wheelhouse: set STACK, e.g. make wheelhouse STACK=prod" >&2; exit 2; }
+	$(PY) -m tools.wheelhouse --stack $(STACK)
+
+# The current latest AL2023 image for the stack's architecture: put it in monitor.amiId deliberately.
+ami:
+	@test -n "$(STACK)" || { echo "make ami: set STACK, e.g. make ami STACK=prod" >&2; exit 2; }
+	aws ssm get-parameter --query Parameter.Value --output text --name \
+	  /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-$$(grep -m1 'architecture:' Pulumi.$(STACK).yaml | awk '{print $$2}')
+
+# Every preview and every deploy runs the policy pack with the stack's own config, from a laptop or CI.
+POLICY_FLAGS = --policy-pack policy --policy-pack-config policy/config/$(STACK).json
+
+preview: venv policy-venv wheelhouse
+	pulumi preview -s $(STACK) $(POLICY_FLAGS) --diff
+
+up: venv policy-venv wheelhouse
+	pulumi up -s $(STACK) $(POLICY_FLAGS)

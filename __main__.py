@@ -3,11 +3,13 @@
 import pulumi
 import pulumi_aws as aws
 
+from app import names
 from components import settings as stack_settings
 from components.alarms import AlarmSet, AlarmTargets
 from components.consumer import EventConsumer
 from components.dashboard import Dashboard
 from components.monitor_host import MonitorHost
+from components.operator_parameters import OperatorParameters
 from components.stream import EventStream
 from components.tables import Tables
 
@@ -37,6 +39,25 @@ targets = AlarmTargets(
 )
 alarms = AlarmSet("alarms", settings, targets, secrets.pagerduty_endpoint, opts)
 dashboard = Dashboard("dashboard", settings, targets, [a.arn for a in alarms.alarms.values()], opts)
+# What the operator commands read (app/names.py); the monitor reads KINESIS_STREAM_NAME (DESIGN §6).
+OperatorParameters(
+    "names",
+    settings,
+    {
+        names.STREAM_PARAMETER: stream.stream.name,
+        names.TOKENS_TABLE_PARAMETER: tables.tokens.name,
+        names.POINTS_TABLE_PARAMETER: tables.points.name,
+        names.MONITOR_TABLE_PARAMETER: tables.monitor.name,
+        names.FUNCTION_PARAMETER: consumer.function.name,
+        names.MAPPING_PARAMETER: consumer.mapping.uuid,
+        names.QUARANTINE_PARAMETER: consumer.quarantine.url,
+        names.FAILED_BATCHES_PARAMETER: consumer.failed_batches.bucket,
+        names.PAGE_TOPIC_PARAMETER: alarms.page.arn,
+        names.NOTIFY_TOPIC_PARAMETER: alarms.notify.arn,
+        names.DASHBOARD_PARAMETER: dashboard.dashboard.dashboard_name,
+    },
+    opts,
+)
 
 # The seed's CloudFormation outputs.
 pulumi.export("KinesisStreamArn", stream.stream.arn)

@@ -139,6 +139,7 @@ COMMANDS = [
     Command("reconcile", "check (and --fix) the tables against the chain", *_module("reconcile")),
     Command("replay", "re-apply what the stream still holds in a time window", *_module("replay")),
     Command("cost", "the monthly cost of a stage's configuration at a volume", *_module("cost")),
+    Command("preflight", "what the first pulumi up would change; backs up the tables", *_module("preflight")),
 ]
 
 

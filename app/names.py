@@ -103,8 +103,46 @@ class StageNames:
 
     def failed_batches_bucket(self, account: str) -> str:
         # Bucket names are global: the account keeps them unique.
-        return f"{self.prefix}-failed-batches-{account}"
+        return self.bucket("failed-batches", account)
 
     @property
     def dashboard(self) -> str:
         return f"{self.prefix}-pipeline"
+
+    # Names unique per account and region carry the stage too, so that stages can share an account.
+    def key_alias(self, purpose: str) -> str:
+        """A KMS alias (`events`, `alarms`): aliases are unique per account and region."""
+        return f"alias/{self.prefix}-{purpose}"
+
+    def bucket(self, purpose: str, account: str) -> str:
+        return f"{self.prefix}-{purpose}-{account}"
+
+    @property
+    def page_topic(self) -> str:
+        return f"{self.prefix}-page"
+
+    @property
+    def notify_topic(self) -> str:
+        return f"{self.prefix}-notify"
+
+    @property
+    def legacy_alarm_topic(self) -> str:
+        """The seed's alarm topic, created by hand before this stack (docs/deploy.md migrates it)."""
+        return f"ngu-points-alarms-{self.stage}"
+
+    @property
+    def monitor_host(self) -> str:
+        """The monitor's security group, launch template and Auto Scaling group."""
+        return f"{self.prefix}-monitor"
+
+    @property
+    def chatbot_role(self) -> str:
+        return f"{self.prefix}-chatbot"
+
+    @property
+    def chatbot_configuration(self) -> str:
+        return f"{self.prefix}-alerts"
+
+    def alarm(self, name: str, *, seed_name: bool = False) -> str:
+        """An alarm's name: the seed's alarms keep their stream-prefixed names (DESIGN §7)."""
+        return f"{self.stream}-{name}" if seed_name else f"{self.prefix}-{name}"

@@ -53,22 +53,18 @@ class AlarmSet(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         key = customer_key(
             f"{name}-key",
+            settings.names.key_alias("alarms"),
             "Encrypts the alarm topics; CloudWatch may use it to publish",
             settings,
             self,
-            Statement(
-                sid="CloudWatchPublishes",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                principals={"Service": "cloudwatch.amazonaws.com"},
-            ),
+            cloudwatch_publishes(settings, self),
         )
         self.page = aws.sns.Topic(
-            f"{name}-page", name=f"{settings.prefix}-page", kms_master_key_id=key.arn, tags=settings.tags, opts=child
+            f"{name}-page", name=settings.names.page_topic, kms_master_key_id=key.arn, tags=settings.tags, opts=child
         )
         self.notify = aws.sns.Topic(
             f"{name}-notify",
-            name=f"{settings.prefix}-notify",
+            name=settings.names.notify_topic,
             kms_master_key_id=key.arn,
             tags=settings.tags,
             opts=child,
@@ -83,7 +79,7 @@ class AlarmSet(pulumi.ComponentResource):
         )
         chatbot_role, _ = service_role(
             f"{name}-chatbot",
-            role_name=f"{settings.prefix}-chatbot",
+            role_name=settings.names.chatbot_role,
             description="AWS Chatbot posts the alarm topics to Slack; it needs no permissions of its own",
             service="chatbot.amazonaws.com",
             policies={},
@@ -92,7 +88,7 @@ class AlarmSet(pulumi.ComponentResource):
         )
         aws.chatbot.SlackChannelConfiguration(
             f"{name}-slack",
-            configuration_name=f"{settings.prefix}-alerts",
+            configuration_name=settings.names.chatbot_configuration,
             iam_role_arn=chatbot_role.arn,
             slack_team_id=settings.alerts.slack_team_id,
             slack_channel_id=settings.alerts.slack_channel_id,
@@ -143,10 +139,9 @@ class AlarmSet(pulumi.ComponentResource):
                     ),
                 ]
             }
-        alarm_name = f"{settings.stream_name}-{spec.name}" if spec.seed_name else f"{settings.prefix}-{spec.name}"
         return aws.cloudwatch.MetricAlarm(
             f"{name}-{spec.name}",
-            name=alarm_name,
+            name=settings.names.alarm(spec.name, seed_name=spec.seed_name),
             alarm_description=f"[{spec.severity}] {spec.summary} Runbook: {spec.runbook} (threshold: {spec.threshold_key})",
             comparison_operator=spec.comparison,
             threshold=spec.threshold(settings),
@@ -158,6 +153,23 @@ class AlarmSet(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
             **shape,
         )
+
+
+def cloudwatch_publishes(settings: Settings, parent: pulumi.Resource) -> Statement:
+    """The key statement the SNS documentation gives CloudWatch alarms publishing to an encrypted topic,
+    narrowed to this account and to this stage's alarms (the confused-deputy conditions)."""
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id
+    alarms = [
+        pulumi.Output.concat("arn:aws:cloudwatch:", settings.region, ":", account, ":alarm:", pattern)
+        for pattern in (settings.names.alarm("*", seed_name=True), settings.names.alarm("*"))
+    ]
+    return Statement(
+        sid="CloudWatchPublishes",
+        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources=["*"],
+        principals={"Service": "cloudwatch.amazonaws.com"},
+        conditions={"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": alarms}},
+    )
 
 
 def _dimensions(metric: Metric, targets: AlarmTargets) -> Mapping[str, pulumi.Input[str]]:

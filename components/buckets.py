@@ -20,7 +20,7 @@ def private_bucket(
     child = pulumi.ResourceOptions(parent=parent)
     bucket = aws.s3.Bucket(
         name,
-        bucket=pulumi.Output.concat(settings.prefix, "-", purpose, "-", account),
+        bucket=account.apply(lambda account_id: settings.names.bucket(purpose, account_id)),
         tags=settings.tags,
         opts=child,
     )

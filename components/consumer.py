@@ -67,7 +67,7 @@ class EventConsumer(pulumi.ComponentResource):
 
         self.quarantine = aws.sqs.Queue(
             f"{name}-quarantine",
-            name=f"{settings.prefix}-quarantine",
+            name=settings.names.quarantine_queue,
             sqs_managed_sse_enabled=True,
             message_retention_seconds=14 * 24 * 3600,
             tags=settings.tags,

@@ -170,7 +170,7 @@ class Dashboard(pulumi.ComponentResource):
         super().__init__("ngu:pipeline:Dashboard", name, None, opts)
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
-            dashboard_name=f"{settings.prefix}-pipeline",
+            dashboard_name=settings.names.dashboard,
             dashboard_body=dashboard_body(settings, targets, alarm_arns),
             opts=pulumi.ResourceOptions(parent=self),
         )

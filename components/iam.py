@@ -33,7 +33,7 @@ def document(*statements: Statement) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": [s.render() for s in statements]})
 
 
-def assume_role_policy(service: str) -> str:
+def assume_role_policy(service: str) -> pulumi.Output[str]:
     return pulumi.Output.json_dumps(
         {
             "Version": "2012-10-17",

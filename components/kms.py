@@ -44,12 +44,13 @@ _ADMIN_ACTIONS = (
 
 def customer_key(
     name: str,
+    alias: str,
     description: str,
     settings: Settings,
     parent: pulumi.Resource,
     *service_statements: Statement,
 ) -> aws.kms.Key:
-    """A rotated key whose policy lets the account administer it plus the given service statements."""
+    """A rotated key named `alias` whose policy lets the account administer it plus the given service statements."""
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id
     # In a key policy, Resource "*" means "this key".
     admin = Statement(
@@ -69,7 +70,7 @@ def customer_key(
     )
     aws.kms.Alias(
         f"{name}-alias",
-        name=f"alias/{name}",
+        name=alias,
         target_key_id=key.key_id,
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -1,7 +1,9 @@
 """MonitorHost: the EC2 instance that runs the event monitor (DESIGN §6), healed by an ASG of one.
 
-No inbound port at all: a shell is `aws ssm start-session`. The app bundle is uploaded by the
-program; user data installs it in a venv and starts the systemd unit that ships in the bundle.
+No inbound port at all: a shell is `aws ssm start-session`. The program uploads the app bundle and
+the wheelhouse (every dependency as a wheel, `make wheelhouse`); user data installs both offline in a
+venv and starts the systemd unit that ships in the bundle. A replacement (new bundle, new AMI) starts
+before the old host stops: the checkpoint is written conditionally, so two monitors for a minute are safe.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 from components.alarm_catalog import HOST, MONITOR
 from components.buckets import private_bucket
 from components.iam import Statement, service_role
-from components.packaging import MONITOR_UNIT, monitor_bundle
+from components.packaging import MONITOR_UNIT, monitor_bundle, pins_digest, wheelhouse_path
 from components.settings import Settings
 from components.stream import EventStream
 from components.tables import Tables
@@ -27,6 +29,7 @@ from components.tables import Tables
 ROOT = Path(__file__).resolve().parent.parent
 PIP_VERSION = "26.3"
 APP_DIR = "/opt/ngu-points/app"
+WHEELHOUSE_DIR = "/opt/ngu-points/wheelhouse"
 VENV_DIR = "/opt/ngu-points/venv"
 CONFIG_DIR = "/etc/ngu-points"
 UNIT_NAME = MONITOR_UNIT.name
@@ -38,7 +41,7 @@ def monitor_config(settings: Settings, monitor_table: str) -> dict[str, Any]:
     config: dict[str, Any] = {
         "stage": str(settings.stage),
         "chain_id": settings.monitor.chain_id,
-        "rpc_url_parameter": f"{settings.ssm_prefix}/RPC_URL",
+        "rpc_url_parameter": settings.names.parameter("RPC_URL"),
         "confirmations": settings.monitor.confirmations,
         "contracts": [{"address": c.address, "start_block": c.start_block} for c in settings.monitor.contracts],
         "checkpoint_table": monitor_table,
@@ -77,19 +80,25 @@ def agent_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def user_data(*, bundle_url: str, region: str, config: dict[str, Any], agent: dict[str, Any]) -> str:
-    """The boot script: install the bundle in a venv, write config, start the agent and the unit."""
+def user_data(
+    *, bundle_url: str, wheelhouse_url: str, region: str, config: dict[str, Any], agent: dict[str, Any]
+) -> str:
+    """The boot script: install the bundle in a venv from the wheelhouse only, write config, start the
+    agent and the unit. No package index is reached: every wheel comes from the stack's bucket."""
     agent_path = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+    offline = f"--quiet --no-index --find-links {WHEELHOUSE_DIR}"
     return f"""#!/bin/bash
 set -euxo pipefail
 dnf install -y python3.12 amazon-cloudwatch-agent
 id ngu-points >/dev/null 2>&1 || useradd --system --home-dir /opt/ngu-points --shell /sbin/nologin ngu-points
-mkdir -p {APP_DIR} {CONFIG_DIR}
+mkdir -p {APP_DIR} {CONFIG_DIR} {WHEELHOUSE_DIR}
 aws s3 cp {shlex.quote(bundle_url)} /tmp/ngu-points-bundle.tar.gz --region {region}
+aws s3 cp {shlex.quote(wheelhouse_url)} /tmp/ngu-points-wheelhouse.tar.gz --region {region}
 tar -xzf /tmp/ngu-points-bundle.tar.gz -C {APP_DIR}
+tar -xzf /tmp/ngu-points-wheelhouse.tar.gz -C {WHEELHOUSE_DIR}
 python3.12 -m venv {VENV_DIR}
-{VENV_DIR}/bin/pip install --quiet pip=={PIP_VERSION}
-cd {APP_DIR} && {VENV_DIR}/bin/pip install --quiet --group monitor -c constraints.txt
+{VENV_DIR}/bin/pip install {offline} pip=={PIP_VERSION}
+cd {APP_DIR} && {VENV_DIR}/bin/pip install {offline} --group monitor -c constraints.txt
 cat > {CONFIG_DIR}/monitor.yaml <<'NGU_MONITOR_YAML'
 {yaml.safe_dump(config, sort_keys=False).rstrip()}
 NGU_MONITOR_YAML
@@ -127,7 +136,7 @@ class MonitorHost(pulumi.ComponentResource):
 
         self.rpc_url_parameter = aws.ssm.Parameter(
             f"{name}-rpc-url",
-            name=f"{settings.ssm_prefix}/RPC_URL",
+            name=settings.names.parameter("RPC_URL"),
             type="SecureString",
             value=rpc_url,
             description="WebSocket RPC URL of the chain the event monitor reads",
@@ -146,12 +155,23 @@ class MonitorHost(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Built by `make wheelhouse` from the pins (the engine stops if it is missing); keyed by the pins.
+        wheelhouse = wheelhouse_path(ROOT, settings.monitor.architecture)
+        wheelhouse_object = aws.s3.BucketObjectv2(
+            f"{name}-wheelhouse",
+            bucket=self.artifacts.id,
+            key=f"monitor/{wheelhouse.name.removesuffix('.tar.gz')}-{pins_digest(ROOT)[:16]}.tar.gz",
+            source=pulumi.FileAsset(str(wheelhouse)),
+            tags=settings.tags,
+            opts=child,
+        )
+
         self.role, _ = service_role(
             name,
             role_name=settings.monitor_role_name,
             description="Role for EC2 instance to send events to Kinesis",
             service="ec2.amazonaws.com",
-            policies=self._statements(settings, stream, tables, bundle_object),
+            policies=self._statements(settings, stream, tables, [bundle_object, wheelhouse_object]),
             tags=settings.tags,
             parent=self,
         )
@@ -165,7 +185,7 @@ class MonitorHost(pulumi.ComponentResource):
         vpc_id = aws.ec2.get_subnet_output(id=subnets[0], opts=invoke).vpc_id
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            name=f"{settings.prefix}-monitor",
+            name=settings.names.monitor_host,
             description="Event monitor: no ingress; HTTPS out to the RPC provider and AWS APIs",
             vpc_id=vpc_id,
             egress=[
@@ -176,20 +196,22 @@ class MonitorHost(pulumi.ComponentResource):
             tags=settings.tags,
             opts=child,
         )
-        ami = aws.ssm.get_parameter_output(name=settings.monitor.ami_parameter, opts=invoke).value
-        script = pulumi.Output.all(self.artifacts.bucket, bundle_object.key, tables.monitor.name).apply(
+        script = pulumi.Output.all(
+            self.artifacts.bucket, bundle_object.key, wheelhouse_object.key, tables.monitor.name
+        ).apply(
             lambda args: user_data(
                 bundle_url=f"s3://{args[0]}/{args[1]}",
+                wheelhouse_url=f"s3://{args[0]}/{args[2]}",
                 region=settings.region,
-                config=monitor_config(settings, args[2]),
+                config=monitor_config(settings, args[3]),
                 agent=agent_config(settings),
             )
         )
         template = aws.ec2.LaunchTemplate(
             f"{name}-template",
-            name=f"{settings.prefix}-monitor",
+            name=settings.names.monitor_host,
             description="NGU points event monitor",
-            image_id=ami,
+            image_id=settings.monitor.ami_id,
             instance_type=settings.monitor.instance_type,
             iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -225,25 +247,33 @@ class MonitorHost(pulumi.ComponentResource):
         )
         self.group = aws.autoscaling.Group(
             f"{name}-group",
-            name=f"{settings.prefix}-monitor",
+            name=settings.names.monitor_host,
+            # One monitor; max 2 leaves room for a replacement that starts before the old host stops.
             min_size=1,
-            max_size=1,
+            max_size=2,
             desired_capacity=1,
             vpc_zone_identifiers=subnets,
             health_check_type="EC2",
             health_check_grace_period=300,
-            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version),
-            # Never two monitors at once (both would publish and race on the checkpoint): replace
-            # in place; the new one resumes from the durable checkpoint.
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            # The same for replacements of an unhealthy host (health checks), not only for refreshes.
+            instance_maintenance_policy=aws.autoscaling.GroupInstanceMaintenancePolicyArgs(
+                min_healthy_percentage=100, max_healthy_percentage=200
+            ),
+            # Launch before terminate: the new host runs (and resumes from the checkpoint, which is
+            # written conditionally and never moves back) before the old one stops, so ingestion never
+            # pauses. 100% of one must stay healthy; up to 200% may run meanwhile.
             instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
                 strategy="Rolling",
                 preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-                    min_healthy_percentage=0, max_healthy_percentage=100
+                    min_healthy_percentage=100, max_healthy_percentage=200
                 ),
             ),
             tags=[
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
-                for key, value in {**settings.tags, "Name": f"{settings.prefix}-monitor"}.items()
+                for key, value in {**settings.tags, "Name": settings.names.monitor_host}.items()
             ],
             opts=child,
         )
@@ -252,7 +282,7 @@ class MonitorHost(pulumi.ComponentResource):
         )
 
     def _statements(
-        self, settings: Settings, stream: EventStream, tables: Tables, bundle: aws.s3.BucketObjectv2
+        self, settings: Settings, stream: EventStream, tables: Tables, artifacts: list[aws.s3.BucketObjectv2]
     ) -> dict[str, list[Statement]]:
         parameters = pulumi.Output.concat(
             "arn:aws:ssm:",
@@ -300,7 +330,11 @@ class MonitorHost(pulumi.ComponentResource):
                 )
             ],
             "BundleAccess": [
-                Statement("ReadBundle", ["s3:GetObject"], [pulumi.Output.concat(self.artifacts.arn, "/", bundle.key)])
+                Statement(
+                    "ReadBundle",
+                    ["s3:GetObject"],
+                    [pulumi.Output.concat(self.artifacts.arn, "/", artifact.key) for artifact in artifacts],
+                )
             ],
         }
         if settings.monitor.sink == "dynamodb":

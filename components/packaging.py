@@ -3,6 +3,9 @@
 - The Lambda archive: exactly the modules `app.processor` reaches by import (found by reading the
   imports, so a new module the handler uses is never forgotten) — never pulumi or web3.
 - The monitor bundle: the `app/` package, pyproject.toml, constraints.txt and the systemd unit.
+- The monitor wheelhouse: every wheel the monitor group needs for the host's python and arch, so the
+  host installs offline (`pip --no-index --find-links`). `make wheelhouse` downloads it
+  (tools/wheelhouse.py); the program only names it, keyed by the pins it was built from.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ HANDLER_MODULE = "app.processor"
 # The Lambda must not carry these: pulumi is the deploy tool, web3 the monitor's chain client.
 FORBIDDEN_IN_LAMBDA = frozenset({"pulumi", "pulumi_aws", "web3"})
 MONITOR_UNIT = Path("deploy/ngu-points-monitor.service")
+HOST_PYTHON = "3.12"
+# The host's machine name for each EC2 architecture (wheel platform tags use it).
+MACHINES = {"arm64": "aarch64", "x86_64": "x86_64"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -111,15 +117,32 @@ def monitor_bundle(root: Path, dest: Path) -> Artifact:
         raise PackagingError(f"{MONITOR_UNIT}: missing; the monitor host installs this systemd unit from the bundle")
     files = sorted(p for p in (root / "app").rglob("*.py") if "__pycache__" not in p.parts)
     files += [root / "pyproject.toml", root / "constraints.txt", unit]
-    members = [str(p.relative_to(root)) for p in files]
+    return tar_gz({str(p.relative_to(root)): p for p in files}, dest)
+
+
+def tar_gz(members: dict[str, Path], dest: Path) -> Artifact:
+    """A reproducible .tar.gz of `members` (archive name -> file): no times, owners or varying modes."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for member in members:
-            data = (root / member).read_bytes()
+        for member in sorted(members):
+            data = members[member].read_bytes()
             info = tarfile.TarInfo(member)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             archive.addfile(info, io.BytesIO(data))
-    return _write(dest, gzip.compress(buffer.getvalue(), mtime=0), members)
+    return _write(dest, gzip.compress(buffer.getvalue(), mtime=0), sorted(members))
+
+
+def wheelhouse_path(root: Path, architecture: str) -> Path:
+    return root / "build" / f"monitor-wheelhouse-cp{HOST_PYTHON.replace('.', '')}-{MACHINES[architecture]}.tar.gz"
+
+
+def pins_digest(root: Path) -> str:
+    """What a wheelhouse is built from (pyproject.toml's groups and constraints.txt): its S3 key carries
+    this, so new pins are a new object and a new launch template version."""
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _write(dest: Path, data: bytes, members: list[str]) -> Artifact:

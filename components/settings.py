@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic.alias_generators import to_camel
 
 from app.contracts import listed_twice, unrated
+from app.declared_tables import PROTECTED_STAGE, TableMode, stage_tags
 from app.names import PROJECT, StageNames
 from app.rates import MAX_RATE
 
 if TYPE_CHECKING:  # pulumi only where the stack reads its config: operators' `cost` reads stack files without it
     import pulumi
-
-SERVICE_TAG = PROJECT
 
 Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-f]{40}$")]
 RateKey = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]*:0x[0-9a-f]{40}$")]
@@ -56,6 +55,8 @@ class StreamSettings(_Section):
     # PROVISIONED only; an on-demand stream starts with 4 shards and splits them itself.
     shard_count: Positive | None = None
     expected_shards: Positive = 4
+    # The seed's KINESIS_STREAM_NAME SSM parameter: create it, or adopt the one the runbook put (import).
+    name_parameter: Literal["create", "adopt"] = "create"
 
     @model_validator(mode="after")
     def _shards_match_mode(self) -> StreamSettings:
@@ -91,7 +92,7 @@ class ConsumerSettings(_Section):
 class TablesSettings(_Section):
     # create: this stack creates them; adopt: the existing tables of that name become this stack's
     # on the next `pulumi up` (the `import` resource option) and are never recreated.
-    mode: Literal["create", "adopt"]
+    mode: TableMode
 
 
 class NetworkSettings(_Section):
@@ -107,7 +108,9 @@ class Contract(_Section):
 class MonitorSettings(_Section):
     instance_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+\.[a-z0-9]+$")]
     architecture: Literal["arm64", "x86_64"]
-    ami_parameter: SsmName
+    # Pinned, bumped deliberately (docs/deploy.md shows the current latest AL2023 image): resolving
+    # "latest" on every `up` replaced the host whenever Amazon published an image.
+    ami_id: Annotated[str, StringConstraints(pattern=r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")]
     volume_gb: Annotated[int, Field(ge=8, le=1024)]
     chain_id: Positive
     confirmations: Annotated[int, Field(ge=0)]
@@ -167,7 +170,6 @@ class Thresholds(_Section):
     lambda_error_rate_rollback_percent: Percent
     ownership_gaps: NonNegative
     mapping_dropped_events: NonNegative
-    mapping_failed_invokes: NonNegative
     on_failure_deliveries: NonNegative
     quarantine_messages: NonNegative
     end_to_end_lag_seconds: Positive
@@ -258,11 +260,11 @@ class Settings(_Section):
 
     @property
     def protect(self) -> bool:
-        return self.stage is Stage.PROD
+        return str(self.stage) == PROTECTED_STAGE
 
     @property
     def tags(self) -> dict[str, str]:
-        return {"Environment": str(self.stage), "Service": SERVICE_TAG}
+        return stage_tags(str(self.stage))
 
     @property
     def points_per_day_json(self) -> str:

@@ -12,11 +12,16 @@ from components.settings import Settings
 class EventStream(pulumi.ComponentResource):
     stream: aws.kinesis.Stream
     key: aws.kms.Key
-    name_parameter: aws.ssm.Parameter
 
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ngu:pipeline:EventStream", name, None, opts)
-        self.key = customer_key(f"{name}-key", f"Encrypts the Kinesis stream {settings.stream_name}", settings, self)
+        self.key = customer_key(
+            f"{name}-key",
+            settings.names.key_alias("events"),
+            f"Encrypts the Kinesis stream {settings.stream_name}",
+            settings,
+            self,
+        )
         self.stream = aws.kinesis.Stream(
             f"{name}-stream",
             name=settings.stream_name,
@@ -25,16 +30,6 @@ class EventStream(pulumi.ComponentResource):
             shard_count=settings.stream.shard_count,
             encryption_type="KMS",
             kms_key_id=self.key.arn,
-            tags=settings.tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # The monitor finds its stream here (DESIGN §6), as the seed's runbook set it by hand.
-        self.name_parameter = aws.ssm.Parameter(
-            f"{name}-name-parameter",
-            name=f"{settings.ssm_prefix}/KINESIS_STREAM_NAME",
-            type="String",
-            value=self.stream.name,
-            description="Kinesis stream the event monitor publishes to",
             tags=settings.tags,
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,40 +1,21 @@
 """The DynamoDB tables: tokens (GSI `owner-index`), points, monitor state (DESIGN §4, §10).
 
-Adopting the existing prod tables (`tables.mode: adopt`) uses the `import` resource option: the
-next `pulumi up` takes the live table of that name into the stack's state without touching its
-data, and fails, listing the differences, if the live table does not match this declaration
-(docs/deploy.md shows how to align it first). A `get` would only read the table: the stack could
-then neither protect it nor keep its backups and encryption as declared.
+Their shape lives in app/declared_tables.py, which `python -m app preflight` compares with the live
+tables. Adopting the existing prod tables (`tables.mode: adopt`) uses the `import` resource option:
+the next `pulumi up` takes the live table of that name into the stack's state without touching its
+data, and since CLI 3.174 then *updates* whatever differs from this declaration in the same `up`,
+so docs/deploy.md runs preflight first. A `get` would only read the table: the stack could then
+neither protect it nor keep its backups and encryption as declared.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import pulumi
 import pulumi_aws as aws
 
+from app.declared_tables import DeclaredTable, TableKind, declared_tables
 from components.iam import Statement
 from components.settings import Settings
-
-TableKind = Literal["tokens", "points", "monitor"]
-
-
-@dataclass(frozen=True)
-class KeySchema:
-    hash_key: str
-    indexes: tuple[tuple[str, str], ...] = ()  # (index name, its hash key)
-
-
-# DESIGN §10; app/store.py's *_table_definition (the local stack) declares the same keys.
-SCHEMAS: dict[TableKind, KeySchema] = {
-    "tokens": KeySchema("token", (("owner-index", "owner"),)),
-    "points": KeySchema("holder"),
-    "monitor": KeySchema("id"),
-}
-# Only tables that exist before this stack can be adopted; the monitor table is new.
-ADOPTABLE: frozenset[TableKind] = frozenset({"tokens", "points"})
 
 
 class Tables(pulumi.ComponentResource):
@@ -44,9 +25,10 @@ class Tables(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ngu:pipeline:Tables", name, None, opts)
-        self.tokens = self._table(name, "tokens", settings)
-        self.points = self._table(name, "points", settings)
-        self.monitor = self._table(name, "monitor", settings)
+        declared = declared_tables(str(settings.stage), settings.tables.mode)
+        self.tokens = self._table(name, declared["tokens"], settings)
+        self.points = self._table(name, declared["points"], settings)
+        self.monitor = self._table(name, declared["monitor"], settings)
         self.register_outputs(
             {
                 "tokensTableName": self.tokens.name,
@@ -63,17 +45,14 @@ class Tables(pulumi.ComponentResource):
             [self.tokens.arn, self.points.arn],
         )
 
-    def _table(self, name: str, kind: TableKind, settings: Settings) -> aws.dynamodb.Table:
-        schema = SCHEMAS[kind]
-        table_name = settings.table_name(kind)
-        adopt = settings.tables.mode == "adopt" and kind in ADOPTABLE
-        attributes = [schema.hash_key, *(key for _, key in schema.indexes)]
+    def _table(self, name: str, table: DeclaredTable, settings: Settings) -> aws.dynamodb.Table:
+        kind: TableKind = table.kind
         return aws.dynamodb.Table(
             f"{name}-{kind}",
-            name=table_name,
-            billing_mode="PAY_PER_REQUEST",
-            hash_key=schema.hash_key,
-            attributes=[aws.dynamodb.TableAttributeArgs(name=a, type="S") for a in attributes],
+            name=table.name,
+            billing_mode=table.billing_mode,
+            hash_key=table.hash_key,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=a, type="S") for a in table.attributes],
             global_secondary_indexes=[
                 aws.dynamodb.TableGlobalSecondaryIndexArgs(
                     name=index,
@@ -82,12 +61,15 @@ class Tables(pulumi.ComponentResource):
                     ],
                     projection_type="ALL",
                 )
-                for index, key in schema.indexes
+                for index, key in table.indexes
             ]
             or None,
-            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
-            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True),
-            deletion_protection_enabled=settings.protect,
-            tags=settings.tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=settings.protect, import_=table_name if adopt else None),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=table.point_in_time_recovery),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=table.server_side_encryption),
+            stream_enabled=table.stream_enabled,
+            deletion_protection_enabled=table.deletion_protection,
+            tags=table.tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=settings.protect, import_=table.name if table.adopt else None
+            ),
         )

@@ -50,7 +50,6 @@ REQUIRED = [
     ("RollbackLambdaErrorRate", "page", "Invocations"),
     ("OwnershipGaps", "page", "OwnershipGaps"),
     ("MappingDroppedEvents", "page", "DroppedEventCount"),
-    ("MappingFailedInvokes", "notify", "FailedInvokeEventCount"),
     ("OnFailureDeliveries", "page", "OnFailureDestinationDeliveredEventCount"),
     ("QuarantineNotEmpty", "notify", "ApproximateNumberOfMessagesVisible"),
     ("LambdaIteratorAge", "notify", "IteratorAge"),
@@ -130,7 +129,7 @@ def test_processor_and_monitor_alarms_select_the_stage_dimension_only(prod: Reco
 
 def test_mapping_alarms_select_the_mapping(prod: RecordedStack) -> None:
     alarms = _alarms(prod)
-    for name in ("MappingDroppedEvents", "MappingFailedInvokes", "OnFailureDeliveries"):
+    for name in ("MappingDroppedEvents", "OnFailureDeliveries"):
         assert alarms[name]["dimensions"] == {"EventSourceMappingUUID": "processor-mapping-uuid"}, name
         assert alarms[name]["threshold"] == 0
 
@@ -170,3 +169,14 @@ def test_dashboard_shows_every_alarm_and_each_stage_of_the_pipeline(prod: Record
         "AWS/DynamoDB",
         "AWS/SQS",
     } <= namespaces
+
+
+def test_dropped_alarms_say_why_and_are_not_deployed(prod: RecordedStack) -> None:
+    from components.alarm_catalog import CATALOG, DROPPED
+
+    runbook = (ROOT / "docs" / "alarms.md").read_text()
+    for name, reason in DROPPED.items():
+        assert name not in {spec.name for spec in CATALOG} and name not in _alarms(prod)
+        assert len(reason) > 80
+        section = runbook.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
+        assert "Dropped" in section, name

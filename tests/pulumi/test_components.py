@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from app.store import monitor_table_definition, points_table_definition, tokens_table_definition
+from components.packaging import wheelhouse_path
 from tests.pulumi.conftest import STACKS, one, project_config
-from tools.record_stack import RecordedResource, RecordedStack
+from tools.record_stack import ROOT, RecordedResource, RecordedStack
 
-COMPONENTS = {"Tables", "EventStream", "EventConsumer", "MonitorHost", "AlarmSet", "Dashboard"}
+COMPONENTS = {"Tables", "EventStream", "EventConsumer", "MonitorHost", "AlarmSet", "Dashboard", "OperatorParameters"}
 
 
 def _takes_tags(type_: str) -> bool:
@@ -202,7 +203,6 @@ def test_monitor_host_launch_template_is_locked_down(prod: RecordedStack) -> Non
     assert interface["associatePublicIpAddress"] == "false"
     (device,) = template["blockDeviceMappings"]
     assert device["ebs"]["encrypted"] == "true"
-    assert template["imageId"] == "ami-0123456789abcdef0"  # from the public SSM parameter
     assert template["instanceType"] == project_config("prod", "monitor")["instanceType"]
 
 
@@ -214,17 +214,39 @@ def test_monitor_security_group_has_no_ingress(prod: RecordedStack) -> None:
 
 def test_monitor_runs_as_an_auto_scaling_group_of_one_over_the_private_subnets(prod: RecordedStack) -> None:
     group = one(prod, "aws:autoscaling/group:Group").inputs
-    assert (group["minSize"], group["maxSize"], group["desiredCapacity"]) == (1, 1, 1)
+    assert (group["minSize"], group["maxSize"], group["desiredCapacity"]) == (1, 2, 1)
     assert group["vpcZoneIdentifiers"] == ["subnet-0000000000000001", "subnet-0000000000000002"]
-    assert group["instanceRefresh"]["preferences"]["maxHealthyPercentage"] == 100  # never two monitors
 
 
-def test_user_data_installs_the_uploaded_bundle_and_starts_the_unit(prod: RecordedStack) -> None:
+def test_monitor_is_replaced_launch_before_terminate(prod: RecordedStack) -> None:
+    group = one(prod, "aws:autoscaling/group:Group").inputs
+    preferences = group["instanceRefresh"]["preferences"]
+    # The old host keeps running (100% of one healthy) until its replacement is in service (200%).
+    assert (preferences["minHealthyPercentage"], preferences["maxHealthyPercentage"]) == (100, 200)
+    policy = group["instanceMaintenancePolicy"]
+    assert (policy["minHealthyPercentage"], policy["maxHealthyPercentage"]) == (100, 200)
+    assert group["launchTemplate"]["version"] == "1"  # the schema's string, not the template's integer
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_ami_is_the_stack_setting_not_a_lookup(recorded: dict[str, RecordedStack], stack: str) -> None:
+    template = one(recorded[stack], "aws:ec2/launchTemplate:LaunchTemplate").inputs
+    assert template["imageId"] == project_config(stack, "monitor")["amiId"]
+
+
+def test_user_data_installs_the_uploaded_bundle_offline_and_starts_the_unit(prod: RecordedStack) -> None:
     script = _user_data(prod)
-    bundle = one(prod, "aws:s3/bucketObjectv2:BucketObjectv2").inputs
-    assert f"s3://ngu-points-prod-artifacts-123456789012/{bundle['key']}" in script
+    objects = {o.name: o.inputs for o in prod.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    for name in ("monitor-bundle", "monitor-wheelhouse"):
+        assert f"s3://ngu-points-prod-artifacts-123456789012/{objects[name]['key']}" in script
+    assert objects["monitor-wheelhouse"]["source"].path == str(wheelhouse_path(ROOT, "arm64"))
+    assert objects["monitor-wheelhouse"]["key"].startswith("monitor/monitor-wheelhouse-cp312-aarch64-")
     assert "python3.12 -m venv /opt/ngu-points/venv" in script
-    assert "pip install --quiet --group monitor -c constraints.txt" in script
+    assert "tar -xzf /tmp/ngu-points-wheelhouse.tar.gz -C /opt/ngu-points/wheelhouse" in script
+    installs = [line for line in script.splitlines() if "pip install" in line]
+    assert len(installs) == 2
+    assert all("--no-index --find-links /opt/ngu-points/wheelhouse" in line for line in installs)
+    assert installs[1].endswith("--group monitor -c constraints.txt")
     assert "/etc/systemd/system/ngu-points-monitor.service" in script
     assert "systemctl enable --now ngu-points-monitor.service" in script
     assert "amazon-cloudwatch-agent-ctl -a fetch-config" in script
@@ -255,7 +277,7 @@ def test_user_data_writes_the_monitor_config_of_design_section_10(prod: Recorded
 def test_bundle_holds_the_app_and_what_the_host_installs(prod: RecordedStack) -> None:
     import tarfile
 
-    source = one(prod, "aws:s3/bucketObjectv2:BucketObjectv2").inputs["source"]
+    source = prod.named("monitor-bundle").inputs["source"]
     with tarfile.open(source.path) as bundle:
         names = set(bundle.getnames())
     assert {"app/processor.py", "pyproject.toml", "constraints.txt", "deploy/ngu-points-monitor.service"} <= names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -103,7 +104,16 @@ def test_alarm_topic_key_lets_cloudwatch_publish(recorded: dict[str, RecordedSta
     cloudwatch = [
         s for s in statements(keys["alarms-key"]) if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
-    assert cloudwatch and {"kms:Decrypt", "kms:GenerateDataKey"} <= set(cloudwatch[0]["Action"])
+    # The SNS documentation's statement for CloudWatch alarms, with the confused-deputy conditions.
+    assert cloudwatch and set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert cloudwatch[0]["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    alarm_arns = [a.inputs["name"] for a in recorded[stack].of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
+    patterns = cloudwatch[0]["Condition"]["ArnLike"]["aws:SourceArn"]
+    prefix = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:"
+    assert all(p.startswith(prefix) and p.endswith("-*") for p in patterns)
+    assert len(alarm_arns) > 30
+    for alarm in alarm_arns:
+        assert any(fnmatch.fnmatchcase(prefix + alarm, p) for p in patterns), alarm
     for document in keys.values():
         for statement in statements(document):
             assert "kms:*" not in as_list(statement["Action"])

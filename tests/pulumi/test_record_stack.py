@@ -29,7 +29,7 @@ def test_cli_prints_resources_and_outputs_as_json_with_secrets_hidden() -> None:
 
 def test_components_are_recorded_with_empty_inputs(prod: RecordedStack) -> None:
     components = [r for r in prod.resources if r.type.startswith("ngu:pipeline:")]
-    assert len(components) == 6
+    assert len(components) == 7
     for component in components:
         assert component.inputs == {}
         assert component.parent and component.parent.split("::")[2] == "pulumi:pulumi:Stack"
