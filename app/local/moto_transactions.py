@@ -67,9 +67,13 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         _touched.keys = None
 
 
-def install() -> None:
+def install() -> bool:
+    """Install in this process; False when it already was (then leave the uninstall to whoever did)."""
+    if DynamoDBBackend.transact_write_items is _transact_write_items:
+        return False
     dynamodb_models.copy = _Snapshots()
     DynamoDBBackend.transact_write_items = _transact_write_items
+    return True
 
 
 def uninstall() -> None:

@@ -2,9 +2,8 @@
 local stack faster — honestly, and measured"). Same results as stock moto (tests/unit/test_contention.py
 compares them); what changes is only what moto spends:
 
-- a `TransactWriteItems` snapshots the items it touches to roll back, where stock moto deep-copies
-  every table it touches once per item of the transaction (its cost grows with the table: ~2 tx/s
-  at 20k items);
+- a `TransactWriteItems` snapshots only the items it touches to roll back (app/local/moto_transactions.py,
+  the local stack's own speed-up), where stock moto deep-copies every table it touches once per item;
 - an `UpdateItem` whose expression is plain `SET name = :value, ...` and/or `ADD name :number, ...`
   (what app/store.py writes) is applied directly; its condition still goes through moto's own
   condition evaluation. Stock moto parses, copies and walks an expression tree about a dozen times
@@ -17,10 +16,8 @@ Not thread-safe, like moto itself: callers run one moto call at a time (tests/su
 
 from __future__ import annotations
 
-import copy
 import functools
 import re
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -31,7 +28,8 @@ import moto.dynamodb.responses as moto_responses
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import ConditionalCheckFailed
 from moto.dynamodb.models.dynamo_type import DynamoType
-from moto.dynamodb.models.table import Table
+
+from app.local import moto_transactions
 
 _NAME = r"#?[A-Za-z_][A-Za-z0-9_]*"
 _SET = re.compile(rf"\s*({_NAME})\s*=\s*(:[A-Za-z0-9_]+)\s*")
@@ -41,33 +39,8 @@ _ADD = re.compile(rf"\s*({_NAME})\s+(:[A-Za-z0-9_]+)\s*")
 @contextmanager
 def faster_moto() -> Iterator[None]:
     backend = moto_dynamodb.DynamoDBBackend
-    real_transact, real_update, real_copy = backend.transact_write_items, backend.update_item, moto_dynamodb.copy
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        touched: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for item in transact_items:
-            op = next(iter(item.values()))
-            if "Key" in op:
-                touched[op["TableName"]].append(op["Key"])
-        snapshots: dict[str, Table] = {}
-
-        def snapshot(value: Any) -> Any:
-            if not isinstance(value, Table) or value.has_range_key or value.name not in touched:
-                return copy.deepcopy(value)
-            if value.name not in snapshots:  # moto asks once per item of the transaction
-                clone = snapshots[value.name] = copy.copy(value)
-                clone.items = defaultdict(dict, value.items)
-                for key in touched[value.name]:
-                    hash_value = DynamoType(key[value.hash_key_attr])
-                    if hash_value in value.items:
-                        clone.items[hash_value] = copy.deepcopy(value.items[hash_value])
-            return snapshots[value.name]
-
-        moto_dynamodb.copy = SimpleNamespace(deepcopy=snapshot, copy=copy.copy)
-        try:
-            return real_transact(self, transact_items)
-        finally:
-            moto_dynamodb.copy = real_copy
+    real_update = backend.update_item
+    installed_here = moto_transactions.install()
 
     def update_item(
         self: Any,
@@ -130,12 +103,14 @@ def faster_moto() -> Iterator[None]:
     # The response layer parses every update expression only to list the names it uses.
     real_parser = moto_responses.UpdateExpressionParser
     moto_responses.UpdateExpressionParser = SimpleNamespace(make=functools.cache(real_parser.make))
-    backend.transact_write_items, backend.update_item = transact_write_items, update_item
+    backend.update_item = update_item
     try:
         yield
     finally:
-        backend.transact_write_items, backend.update_item = real_transact, real_update
+        backend.update_item = real_update
         moto_responses.UpdateExpressionParser = real_parser
+        if installed_here:
+            moto_transactions.uninstall()
 
 
 def _plain_update(expression: str, names: dict[str, str], values: dict[str, Any]) -> list[tuple] | None:
