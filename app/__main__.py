@@ -48,10 +48,16 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
 
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from app.local.stack import arguments
+
+    arguments(parser)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from app.local.stack import run
 
-    return run()
+    return run(quick=args.quick, keep_running=args.keep_running)
 
 
 def _ops(name: str) -> Callable[[argparse.Namespace], int]:
@@ -121,7 +127,7 @@ def _module(name: str) -> tuple[Callable[[argparse.ArgumentParser], None], Calla
 
 COMMANDS = [
     Command("monitor", "the event monitor: chain -> Kinesis (or DynamoDB)", _monitor_arguments, _monitor),
-    Command("demo", "the whole pipeline on this machine, checked against the chain", _no_arguments, _demo),
+    Command("demo", "the whole pipeline on this machine, checked against the chain", _demo_arguments, _demo),
     Command("points", "a holder's points now (or --at)", _ops_arguments("points"), _ops("points")),
     Command("token", "a token's row in the tokens table", _ops_arguments("token"), _ops("token")),
     Command("holdings", "the tokens a holder holds (owner-index)", _ops_arguments("holdings"), _ops("holdings")),

@@ -1,8 +1,11 @@
 """Lambda consumer: a Kinesis batch in, the points ledger updated, partial failures out (DESIGN §5).
 
-Records are applied in order. At the first failure the handler stops and reports that record and
-every later one: Kinesis resumes from the lowest failed sequence number, and applying later records
-now would break per-token order. Poison records go to the quarantine queue and count as handled.
+Records are applied in order, as group commits: each run of events between poison records is
+committed in as few transactions as DynamoDB allows (app/batch.py, app/store.py). At the first
+failure the handler stops and reports the first record of what failed (a group, or a poison record
+whose quarantine failed) and every later one: Kinesis resumes from the lowest failed sequence
+number, and applying later records now would break per-token order. Poison records go to the
+quarantine queue and count as handled.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from app import aws
+from app.batch import Pending, Step
 from app.events import ChainEvent, InvalidEvent, decode
-from app.ledger import InconsistentEvent
 from app.rates import Rates
-from app.store import UNREAD, Outcome, Store
+from app.store import Store
 
 SERVICE = "ngu-points-processor"
 NAMESPACE = "NGUPoints/Processor"
@@ -46,6 +49,7 @@ class Settings:
     rates: Rates
     stage: str
     remaining_time_guard_ms: int
+    max_events_per_transaction: int | None = None  # 1: one transaction per event (the per-event path)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -58,6 +62,9 @@ class Settings:
         guard = env.get("REMAINING_TIME_GUARD_MS", "5000")
         if not guard.isdigit():
             raise RuntimeError(f"REMAINING_TIME_GUARD_MS: expected milliseconds, got {guard!r}")
+        per_transaction = env.get("MAX_EVENTS_PER_TRANSACTION", "").strip()
+        if per_transaction and not (per_transaction.isdigit() and int(per_transaction) > 0):
+            raise RuntimeError(f"MAX_EVENTS_PER_TRANSACTION: expected a positive integer, got {per_transaction!r}")
         return cls(
             tokens_table=required("TOKENS_TABLE"),
             points_table=required("POINTS_TABLE"),
@@ -65,6 +72,7 @@ class Settings:
             rates=Rates.parse(env.get("POINTS_PER_DAY"), env.get("DEFAULT_POINTS_PER_DAY")),
             stage=env.get("STAGE", "dev"),
             remaining_time_guard_ms=int(guard),
+            max_events_per_transaction=int(per_transaction) if per_transaction else None,
         )
 
 
@@ -80,11 +88,12 @@ class Consumer:
 
     def process(self, records: Sequence[dict[str, Any]], remaining_ms: Callable[[], int]) -> dict[str, Any]:
         counts = dict.fromkeys(COUNTERS, 0)
-        parsed = [_parse(record) for record in records]
-        states = self._prefetch([p for p in parsed if isinstance(p, ChainEvent)])
+        items = [self._classify(record) for record in records]
+        states = self._prefetch([item.event for item in items if isinstance(item, Pending)])
         failed_from = len(records)
-        oldest_applied: int | None = None
-        for index, (record, item) in enumerate(zip(records, parsed, strict=True)):
+        oldest_applied: list[int] = []  # the block time of the oldest event applied, once one is
+        index = 0
+        while index < len(records):
             if remaining_ms() < self.settings.remaining_time_guard_ms:
                 logger.warning(
                     "time is short: reporting the rest of the batch", extra={"unapplied": len(records) - index}
@@ -92,57 +101,68 @@ class Consumer:
                 failed_from = index
                 break
             try:
-                outcome = self._handle(record, item, states)
+                index = self._apply_next(records, items, index, states, counts, oldest_applied)
             except Exception:
-                logger.exception("record failed: reporting it and every later record", extra=_where(record))
+                logger.exception(
+                    "records failed: reporting the first and every later record", extra=_where(records[index])
+                )
                 failed_from = index
                 break
-            for name in outcome:
-                counts[name] += 1
-            if "EventsApplied" in outcome:
-                oldest_applied = min(oldest_applied or item.block_timestamp, item.block_timestamp)
         counts["RecordsFailed"] = len(records) - failed_from
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        if oldest_applied is not None:
-            metrics.add_metric(name=LAG_METRIC, unit=MetricUnit.Seconds, value=max(0, time.time() - oldest_applied))
+        if oldest_applied:
+            metrics.add_metric(name=LAG_METRIC, unit=MetricUnit.Seconds, value=max(0, time.time() - oldest_applied[0]))
         self.counts = counts  # what the last batch did (operator replays report it)
         failures = [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[failed_from:]]
         return {"batchItemFailures": failures}
 
-    def _handle(self, record: dict[str, Any], item: ChainEvent | Poison, states: dict[str, Any]) -> tuple[str, ...]:
-        """Apply one record; returns the counters it increments."""
-        logger.set_correlation_id(item.id if isinstance(item, ChainEvent) else record.get("eventID"))
+    def _apply_next(
+        self,
+        records: Sequence[dict[str, Any]],
+        items: list[Pending | Poison],
+        index: int,
+        states: dict[str, Any],
+        counts: dict[str, int],
+        oldest_applied: list[int],
+    ) -> int:
+        """Quarantine the poison record at `index`, or commit the group of events starting there
+        (and quarantine the inconsistent event that may end it). Returns the index after what was
+        handled. A poison record ends a group, so that nothing after a record that failed has been
+        applied or quarantined."""
+        item = items[index]
         if isinstance(item, Poison):
-            self._quarantine(record, str(item))
-            return ("PoisonRecords",)
-        event = item
-        weight = self.settings.rates.weight(event.rate_key)
+            logger.set_correlation_id(records[index].get("eventID"))
+            self._quarantine(records[index], str(item))
+            counts["PoisonRecords"] += 1
+            return index + 1
+        end = next((i for i in range(index, len(items)) if isinstance(items[i], Poison)), len(items))
+        logger.set_correlation_id(item.event.id)
+        committed = self.store.apply_group(
+            items[index:end], states, max_events=self.settings.max_events_per_transaction
+        )
+        for step in committed.group.steps:
+            for name in _count(step):
+                counts[name] += 1
+        applied = [step.event.block_timestamp for step in committed.group.steps if step.applied]
+        if applied:
+            oldest_applied[:] = [min(applied + oldest_applied)]
+        index += len(committed.group.steps)
+        if committed.group.inconsistent:  # it ended the group: quarantined in its place
+            logger.set_correlation_id(items[index].event.id)
+            self._quarantine(records[index], str(committed.group.inconsistent))
+            counts["PoisonRecords"] += 1
+            index += 1
+        return index
+
+    def _classify(self, record: dict[str, Any]) -> Pending | Poison:
+        parsed = _parse(record)
+        if isinstance(parsed, Poison):
+            return parsed
+        weight = self.settings.rates.weight(parsed.rate_key)
         if weight is None:
-            self._quarantine(record, f"no points rate for contract {event.rate_key} and no default")
-            return ("PoisonRecords",)
-        try:
-            result = self.store.apply(event, weight, states.get(event.token_key, UNREAD))
-        except InconsistentEvent as inconsistent:
-            self._quarantine(record, str(inconsistent))
-            return ("PoisonRecords",)
-        states[event.token_key] = result.state
-        if result.outcome is Outcome.DUPLICATE:
-            logger.info("duplicate or stale event skipped", extra={"seq": event.seq, "token": event.token_key})
-            return ("DuplicatesSkipped",)
-        if result.gap:
-            previous = result.transition.previous if result.transition else None
-            logger.warning(
-                "ownership gap: the chain wins",
-                extra={
-                    "token": event.token_key,
-                    "event_from": event.from_address,
-                    "table_owner": previous.owner if previous else None,
-                    "table_last_event_id": previous.last_event_id if previous else None,
-                },
-            )
-            return ("EventsApplied", "OwnershipGaps")
-        return ("EventsApplied",)
+            return Poison(f"no points rate for contract {parsed.rate_key} and no default")
+        return Pending(parsed, weight)
 
     @tracer.capture_method
     def _prefetch(self, events: list[ChainEvent]) -> dict[str, Any]:
@@ -151,9 +171,9 @@ class Consumer:
         try:
             return dict(self.store.prefetch(e.token_key for e in events))
         except Exception:
-            # Only an optimisation: each record then reads its own token, and the first that
+            # Only an optimisation: each group then reads its own tokens, and the first that
             # cannot becomes the batch's first failure.
-            logger.exception("prefetch failed; reading tokens one by one")
+            logger.exception("prefetch failed; reading tokens group by group")
             return {}
 
     def _quarantine(self, record: dict[str, Any], reason: str) -> None:
@@ -188,6 +208,30 @@ def _parse(record: dict[str, Any]) -> ChainEvent | Poison:
         return Poison(str(error))
     except Exception as error:  # a decoder defect must still cost one record, not the shard
         return Poison(f"record: cannot be decoded ({type(error).__name__}: {str(error)[:200]})")
+
+
+def _count(step: Step) -> tuple[str, ...]:
+    """The counters one event of a committed group increments (and what is logged about it)."""
+    event = step.event
+    if step.transition is None:
+        logger.info(
+            "duplicate or stale event skipped", extra={"event_id": event.id, "seq": event.seq, "token": event.token_key}
+        )
+        return ("DuplicatesSkipped",)
+    if step.transition.gap:
+        previous = step.transition.previous
+        logger.warning(
+            "ownership gap: the chain wins",
+            extra={
+                "event_id": event.id,
+                "token": event.token_key,
+                "event_from": event.from_address,
+                "table_owner": previous.owner if previous else None,
+                "table_last_event_id": previous.last_event_id if previous else None,
+            },
+        )
+        return ("EventsApplied", "OwnershipGaps")
+    return ("EventsApplied",)
 
 
 def _where(record: dict[str, Any]) -> dict[str, Any]:

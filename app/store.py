@@ -1,9 +1,10 @@
 """DynamoDB adapter for the points ledger (DESIGN §4): table definitions, apply, and operator reads.
 
-One event costs one `TransactWriteItems` (the token's optimistic lock plus ADDs to the holders);
-a batch prefetches every token it touches with `BatchGetItem`. Throttling is retried by botocore
-(adaptive mode); only the semantics botocore cannot know are retried here: a lost optimistic lock
-(re-read and recompute) and a transaction cancelled by a conflict on a shared holder item.
+A run of events costs one `TransactWriteItems` per group (app/batch.py: each token's optimistic
+lock plus one ADD per holder, up to 100 items); a batch prefetches every token it touches with
+`BatchGetItem`. Throttling is retried by botocore (adaptive mode); only the semantics botocore
+cannot know are retried here: a lost optimistic lock (re-read and re-plan) and a transaction
+cancelled by a conflict on a shared item.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import heapq
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
@@ -20,8 +21,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app import aws
+from app.batch import MAX_ITEMS, Group, Pending, TokenWrite, plan
 from app.events import ChainEvent
-from app.ledger import HolderDelta, HolderPoints, TokenState, Transition, is_stale, transition
+from app.ledger import HolderDelta, HolderPoints, TokenState, Transition
 
 BATCH_GET_LIMIT = 100
 _RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
@@ -95,58 +97,124 @@ class ApplyResult:
         return self.transition is not None and self.transition.gap
 
 
-class LostLock(Exception):
-    def __init__(self, current: TokenState | None, known: bool) -> None:
+@dataclass(frozen=True, slots=True)
+class Committed:
+    group: Group  # as committed: its steps are the events it consumed, in order
+    attempts: int
+
+
+class LostLocks(Exception):
+    """Conditions cancelled a group: tokens' (each key maps to the item DynamoDB returned, or None:
+    re-read it) and holders' `lastChangeAt` (holder -> the time refused: a later one is kept)."""
+
+    def __init__(self, current: dict[str, TokenState | None], later: dict[str, int]) -> None:
         self.current = current
-        self.known = known  # False when DynamoDB did not return the item: re-read it
+        self.later = later
 
 
 class StoreError(RuntimeError):
-    """An event could not be applied after the retries this store owns."""
+    """Events could not be applied after the retries this store owns."""
 
 
 UNREAD: Any = object()  # `known` not given: read the token first
 
 
 class Store:
-    def __init__(self, tokens_table: str, points_table: str, *, client: Any = None, max_attempts: int = 8):
+    def __init__(
+        self,
+        tokens_table: str,
+        points_table: str,
+        *,
+        client: Any = None,
+        max_attempts: int = 8,
+        max_items: int = MAX_ITEMS,
+    ):
         self.tokens_table = tokens_table
         self.points_table = points_table
         self.client = client or dynamodb_client()
         self.max_attempts = max_attempts
+        self.max_items = max_items
 
     # -- writes -----------------------------------------------------------------------------------
 
     def apply(self, event: ChainEvent, weight: int, known: TokenState | None = UNREAD) -> ApplyResult:
         """Apply one event exactly once. `known` is the token as prefetched (saves the read)."""
-        state = self.read_token(event.token_key) if known is UNREAD else known
-        # Holders whose item already records a later change: their update only ADDs (see holder_update).
-        settled_later: frozenset[str] = frozenset()
+        states = {} if known is UNREAD else {event.token_key: known}
+        committed = self.apply_group([Pending(event, weight)], states)
+        if committed.group.inconsistent:
+            raise committed.group.inconsistent
+        (step,) = committed.group.steps
+        if step.transition is None:
+            return ApplyResult(Outcome.DUPLICATE, states[event.token_key], attempts=committed.attempts)
+        return ApplyResult(Outcome.APPLIED, step.transition.token, step.transition, attempts=committed.attempts)
+
+    def apply_group(
+        self, pending: Sequence[Pending], states: dict[str, TokenState | None], *, max_events: int | None = None
+    ) -> Committed:
+        """Apply the longest prefix of `pending` that fits one transaction, exactly once.
+
+        `states` are the tokens as last read (tokens missing from it are read first); it is updated
+        to what the table holds afterwards. A lost lock re-plans the group from the states DynamoDB
+        returned (events may turn into duplicates, or the group may shrink); a conflict retries
+        after a backoff. Exactly-once rests on the token conditions alone: the holders' ADDs
+        commit only with them.
+        """
+        unread = {p.event.token_key for p in pending} - states.keys()
+        if unread:
+            states.update(self.prefetch(unread))
+        # Holders whose item records a later change than the time the group would set: their update
+        # only ADDs (see holder_update). holder -> the change time its condition refused.
+        later: dict[str, int] = {}
         for attempt in range(1, self.max_attempts + 1):
-            if is_stale(state, event):
-                return ApplyResult(Outcome.DUPLICATE, state, attempts=attempt)
-            change = transition(state, event, weight)
+            group = plan(pending, states, max_items=self.max_items, max_events=max_events)
+            if not group.tokens:  # nothing to write: duplicates only, or an inconsistent event first
+                return Committed(group, attempt)
             try:
-                self._write(event, change, state, settled_later)
-            except LostLock as lost:
-                state = lost.current if lost.known else self.read_token(event.token_key)
-                continue
-            except _LaterChangeKept as kept:
-                settled_later |= kept.holders
+                self._commit(group, later)
+            except LostLocks as lost:
+                unknown = [key for key, state in lost.current.items() if state is None]
+                states.update({key: state for key, state in lost.current.items() if state is not None})
+                states.update(self.prefetch(unknown) if unknown else {})
+                later.update(lost.later)
                 continue
             except _Contended:
                 _backoff(attempt)
                 continue
-            return ApplyResult(Outcome.APPLIED, change.token, change, attempts=attempt)
-        raise StoreError(f"event {event.id}: gave up after {self.max_attempts} attempts (lock or conflicts)")
+            states.update(group.states())
+            return Committed(group, attempt)
+        first = pending[0].event.id
+        more = f" and the {len(group.steps) - 1} after it in its group" if len(group.steps) > 1 else ""
+        raise StoreError(f"event {first}{more}: gave up after {self.max_attempts} attempts (lock or conflicts)")
 
-    def _write(
-        self, event: ChainEvent, change: Transition, read: TokenState | None, settled_later: frozenset[str]
-    ) -> None:
-        token = change.token
-        token_update: dict[str, Any] = {
+    def _commit(self, group: Group, later: dict[str, int]) -> None:
+        updates = [self._token_update(write) for write in group.tokens]
+        updates += [
+            holder_update(self.points_table, d, keep_latest_change=d.changed_at > later.get(d.holder, -1))
+            for d in group.holders
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=[{"Update": update} for update in updates])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            lost = {
+                write.key: token_from_item(reason["Item"]) if reason.get("Item") else None
+                for write, reason in zip(group.tokens, reasons, strict=False)
+                if reason.get("Code") == "ConditionalCheckFailed"
+            }
+            kept = later_change_kept(updates, reasons)
+            if lost or kept:
+                raise LostLocks(lost, {d.holder: d.changed_at for d in group.holders if d.holder in kept}) from None
+            if any(r.get("Code") in _RETRYABLE_CANCELLATIONS for r in reasons):
+                raise _Contended() from None
+            raise
+
+    def _token_update(self, write: TokenWrite) -> dict[str, Any]:
+        token, event, read = write.state, write.event, write.read
+        update: dict[str, Any] = {
             "TableName": self.tokens_table,
-            "Key": {"token": {"S": event.token_key}},
+            "Key": {"token": {"S": write.key}},
             "UpdateExpression": (
                 "SET #owner = :owner, acquiredAt = :at, lastSeq = :seq, lastEventId = :id, weight = :w, "
                 "chainId = :chain, contract = :contract, tokenId = :tokenId"
@@ -165,31 +233,12 @@ class Store:
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         if read is None:
-            token_update["ConditionExpression"] = "attribute_not_exists(#token)"
-            token_update["ExpressionAttributeNames"]["#token"] = "token"
+            update["ConditionExpression"] = "attribute_not_exists(#token)"
+            update["ExpressionAttributeNames"]["#token"] = "token"
         else:
-            token_update["ConditionExpression"] = "lastSeq = :readSeq"
-            token_update["ExpressionAttributeValues"][":readSeq"] = _n(read.last_seq)
-        holders = [
-            holder_update(self.points_table, d, keep_latest_change=d.holder not in settled_later) for d in change.deltas
-        ]
-        items = [{"Update": token_update}] + [{"Update": h} for h in holders]
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons") or []
-            first = reasons[0] if reasons else {}
-            if first.get("Code") == "ConditionalCheckFailed":
-                item = first.get("Item")
-                raise LostLock(token_from_item(item) if item else None, known=bool(item)) from None
-            later = later_change_kept([token_update, *holders], reasons)
-            if later:
-                raise _LaterChangeKept(later) from None
-            if any(r.get("Code") in _RETRYABLE_CANCELLATIONS for r in reasons):
-                raise _Contended() from None
-            raise
+            update["ConditionExpression"] = "lastSeq = :readSeq"
+            update["ExpressionAttributeValues"][":readSeq"] = _n(read.last_seq)
+        return update
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -263,11 +312,6 @@ class Store:
 
 class _Contended(Exception):
     pass
-
-
-class _LaterChangeKept(Exception):
-    def __init__(self, holders: frozenset[str]) -> None:
-        self.holders = holders
 
 
 def holder_update(points_table: str, delta: HolderDelta, *, keep_latest_change: bool = True) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class MappingConfig:
     parallelization_factor: int = 10
     maximum_record_age_seconds: int = 3600
     starting_position: str = "TRIM_HORIZON"
+    function_timeout_seconds: int = 30
 
 
 def create_stage_resources(client: Callable[[str], Any], names: StageNames) -> StageResources:
@@ -68,12 +69,18 @@ def publish_parameters(ssm: Any, names: StageNames, values: dict[str, str]) -> N
         ssm.put_parameter(Name=names.parameter(key), Value=value, Type="String", Overwrite=True)
 
 
-def register_mapping(client: Callable[[str], Any], resources: StageResources, config: MappingConfig) -> str:
+def register_mapping(
+    client: Callable[[str], Any],
+    resources: StageResources,
+    config: MappingConfig,
+    environment: dict[str, str] | None = None,
+) -> str:
     """The processor function and its Kinesis event source mapping, as records in the emulator.
 
     moto stores them but runs nothing (it would need Docker): the local mapping emulator reads this
     mapping's settings and state (`update-event-source-mapping --no-enabled` stops it), so operators and
-    `verify` see the mapping as they see the real one. Returns the mapping's UUID.
+    `verify` see the mapping as they see the real one; `environment` is the function's (operators read
+    its rates there). Returns the mapping's UUID.
     """
     names = resources.names
     role = client("iam").create_role(RoleName=names.processor_role, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
@@ -83,6 +90,8 @@ def register_mapping(client: Callable[[str], Any], resources: StageResources, co
         Runtime="python3.12",
         Role=role,
         Handler="app.processor.handler",
+        Timeout=config.function_timeout_seconds,
+        Environment={"Variables": environment or {}},
         Code={"ZipFile": _empty_zip()},
     )
     stream_arn = client("kinesis").describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"][

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import boto3
 
+from app.local.signals import shielded
+
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 CHAIN_ID = 31337
@@ -39,6 +41,11 @@ def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.1
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def start_process(command: list[str], **kwargs: Any) -> subprocess.Popen:
+    """A child in its own session: a terminal's Ctrl-C reaches only its parent, which stops it in order."""
+    return subprocess.Popen(command, start_new_session=True, **kwargs)
 
 
 def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
@@ -82,8 +89,13 @@ class Anvil:
         command = [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", *self.extra]
         if self.state is not None:
             command += ["--state", str(self.state)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, 20, what=f"anvil on port {self.port}")
+        with shielded():
+            self.process = start_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until(self._answers, 20, what=f"anvil on port {self.port}")
+        except BaseException:
+            self.stop()  # a failed or interrupted start leaves nothing running
+            raise
         return self
 
     def _answers(self) -> bool:
@@ -121,13 +133,18 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         # moto with requests serialised: its Kinesis shards lose records to concurrent writers.
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: _listening(self.port), 30, what="moto_server")
+        with shielded():
+            self.process = start_process(
+                [sys.executable, "-m", "app.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        try:
+            wait_until(lambda: _listening(self.port), 30, what="moto_server")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

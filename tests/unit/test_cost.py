@@ -39,7 +39,7 @@ def test_a_million_events_a_month_on_demand_is_cheaper(capsys):
     }
     assert report["cheaperStreamMode"] == "ON_DEMAND" and report["savingUsd"] == round(provisioned - on_demand, 2)
     assert line(report, "stream-hours") == pytest.approx(29.2)
-    assert line(report, "transactional writes (5.9 WRU/event)") == pytest.approx(5.9 * 0.625)
+    assert line(report, "transactional writes (5.2 WRU/event)") == pytest.approx(5.2 * 0.625)
     assert line(report, "reads (0.92 RRU/event)") == pytest.approx(0.92 * 0.125)
     assert line(report, "monitor host t4g.small") == pytest.approx(730 * 0.0168)
     assert line(report, f"alarms ({len(CATALOG)} in the catalog)") == pytest.approx(
@@ -61,7 +61,7 @@ def test_five_billion_events_a_month_provisioned_is_cheaper(capsys):
         "provisionedShards": 6,
     }
     assert report["cheaperStreamMode"] == "PROVISIONED"
-    assert line(report, "transactional writes (5.9 WRU/event)") == pytest.approx(5e9 * 5.9 / 1e6 * 0.625)
+    assert line(report, "transactional writes (5.2 WRU/event)") == pytest.approx(5e9 * 5.2 / 1e6 * 0.625)
 
 
 def test_the_text_report_says_which_mode_is_cheaper(capsys):

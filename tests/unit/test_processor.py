@@ -6,27 +6,15 @@ from botocore.exceptions import ClientError
 
 from app import processor
 from tests.support.chain import KinesisBatch, LambdaContext, address, mint, transfer
+from tests.support.emf import metric_totals
 
 A, B = address(0xA), address(0xB)
 
 
 def emitted_metrics(capsys) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        try:
-            blob = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "_aws" not in blob:
-            continue
-        (directive,) = blob["_aws"]["CloudWatchMetrics"]
-        assert directive["Namespace"] == "NGUPoints/Processor"
-        assert directive["Dimensions"] == [["Stage"]] and blob["Stage"] == "test"
-        for metric in directive["Metrics"]:
-            totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
-                blob[metric["Name"]] if isinstance(blob[metric["Name"]], list) else [blob[metric["Name"]]]
-            )
-    return totals
+    out = capsys.readouterr().out
+    assert '"Stage":"test"' in out
+    return metric_totals(out)
 
 
 def sequence_numbers(records):
@@ -61,8 +49,12 @@ def test_a_clean_batch_applies_every_record_and_reports_no_failure(ledger, capsy
     assert metrics["RecordsFailed"] == 0 and metrics["PoisonRecords"] == 0
 
 
-@pytest.mark.parametrize("k", [0, 3, 6])
-def test_dynamodb_failure_on_record_k_reports_k_and_every_later_record(ledger, capsys, k):
+@pytest.mark.parametrize("k", [0, 3, 4, 6])
+def test_a_group_that_cannot_commit_is_reported_from_its_first_record_with_every_later_one(
+    ledger, capsys, monkeypatch, k
+):
+    monkeypatch.setenv("MAX_EVENTS_PER_TRANSACTION", "3")  # groups: records 0-2, 3-5, 6
+    processor.consumer.cache_clear()
     batch = KinesisBatch()
     events = [mint(i, A, block=1, timestamp=100, log_index=i) for i in range(7)]
     for event in events:
@@ -70,9 +62,12 @@ def test_dynamodb_failure_on_record_k_reports_k_and_every_later_record(ledger, c
     processor.consumer()
     fail_transactions_for(ledger, events[k].token_key)
     response = processor.handler(batch.event(), LambdaContext())
-    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequence_numbers(batch.records[k:])
-    assert set(ledger.tokens()) == {e.token_key for e in events[:k]}
-    assert emitted_metrics(capsys)["RecordsFailed"] == 7 - k
+    group_start = k - k % 3
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequence_numbers(batch.records[group_start:])
+    assert set(ledger.tokens()) == {e.token_key for e in events[:group_start]}
+    assert ledger.points().get(A, {}).get("tokensHeld", 0) == group_start
+    metrics = emitted_metrics(capsys)
+    assert metrics["RecordsFailed"] == 7 - group_start and metrics["EventsApplied"] == group_start
 
 
 def test_poison_records_are_quarantined_handled_and_do_not_block_later_records(ledger, capsys):
@@ -125,7 +120,9 @@ def test_a_failed_quarantine_send_is_a_failure_not_a_loss(ledger):
     assert ledger.tokens() == {}
 
 
-def test_short_remaining_time_reports_the_rest_unapplied(ledger, capsys):
+def test_short_remaining_time_reports_the_rest_unapplied(ledger, capsys, monkeypatch):
+    monkeypatch.setenv("MAX_EVENTS_PER_TRANSACTION", "1")  # the per-event path: one check per event
+    processor.consumer.cache_clear()
     batch = KinesisBatch()
     for i in range(4):
         batch.add_event(mint(i, A, block=1, timestamp=100, log_index=i))
@@ -136,6 +133,21 @@ def test_short_remaining_time_reports_the_rest_unapplied(ledger, capsys):
     assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequence_numbers(batch.records[2:])
     assert len(ledger.tokens()) == 2
     assert emitted_metrics(capsys)["RecordsFailed"] == 2
+
+
+def test_time_is_checked_before_each_group(ledger, capsys, monkeypatch):
+    monkeypatch.setenv("MAX_EVENTS_PER_TRANSACTION", "3")
+    processor.consumer.cache_clear()
+    batch = KinesisBatch()
+    for i in range(7):
+        batch.add_event(mint(i, A, block=1, timestamp=100, log_index=i))
+    clock = iter([30_000, 4_000])
+    context = LambdaContext()
+    context.get_remaining_time_in_millis = lambda: next(clock)
+    response = processor.handler(batch.event(), context)
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequence_numbers(batch.records[3:])
+    assert len(ledger.tokens()) == 3
+    assert emitted_metrics(capsys)["RecordsFailed"] == 4
 
 
 def test_missing_environment_names_the_variable(ledger, monkeypatch):
@@ -149,4 +161,130 @@ def test_bad_rates_name_the_variable(ledger, monkeypatch):
     monkeypatch.setenv("POINTS_PER_DAY", '{"1:0xnothex": 5}')
     processor.consumer.cache_clear()
     with pytest.raises(ValueError, match=r"^POINTS_PER_DAY: key '1:0xnothex'"):
+        processor.handler(KinesisBatch().event(), LambdaContext())
+
+
+def count_calls(client) -> list[str]:
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_a_batch_is_committed_in_as_few_transactions_as_dynamodb_allows(ledger, capsys):
+    batch = KinesisBatch()
+    for i in range(100):  # 100 tokens and 100 holders: 200 items, two transactions of 100
+        batch.add_event(mint(i, address(0x100 + i), block=1, timestamp=100, log_index=i))
+    calls = count_calls(processor.consumer().store.client)
+    assert processor.handler(batch.event(), LambdaContext()) == {"batchItemFailures": []}
+    assert calls == ["BatchGetItem", "TransactWriteItems", "TransactWriteItems"]
+    assert len(ledger.tokens()) == 100 and len(ledger.points()) == 100
+    assert emitted_metrics(capsys)["EventsApplied"] == 100
+
+
+def test_a_hot_holder_takes_one_add_per_transaction(ledger, capsys):
+    batch = KinesisBatch()
+    for i in range(100):  # 100 tokens, one holder: 99 tokens + the holder, then 1 + the holder
+        batch.add_event(mint(i, A, block=1, timestamp=100 + i, log_index=i))
+    calls = count_calls(processor.consumer().store.client)
+    assert processor.handler(batch.event(), LambdaContext()) == {"batchItemFailures": []}
+    assert calls.count("TransactWriteItems") == 2
+    row = ledger.points()[A]
+    assert row["tokensHeld"] == 100 and row["weightedHeld"] == 1000
+    assert row["weightedSinceSum"] == 10 * sum(range(100, 200))
+
+
+def test_a_token_moved_many_times_in_one_batch_is_written_once_with_its_last_state(ledger, capsys):
+    batch = KinesisBatch()
+    batch.add_event(mint(1, A, block=1, timestamp=100))
+    batch.add_event(transfer(1, A, B, block=2, timestamp=200))
+    batch.add_event(transfer(1, B, A, block=3, timestamp=400))
+    batch.add_event(transfer(1, A, B, block=3, timestamp=400))  # re-delivered: a duplicate
+    batch.add_event(transfer(1, B, address(0xC), block=4, timestamp=1000))
+    calls = count_calls(processor.consumer().store.client)
+    assert processor.handler(batch.event(), LambdaContext()) == {"batchItemFailures": []}
+    assert calls == ["BatchGetItem", "TransactWriteItems"]
+    (token,) = ledger.tokens().values()
+    assert (token["owner"], token["acquiredAt"], token["lastSeq"]) == (address(0xC), 1000, 4_000_000)
+    points = ledger.points()
+    assert points[A]["weightedSeconds"] == 10 * (100 + 600) and points[A]["tokensHeld"] == 0
+    assert points[B]["weightedSeconds"] == 10 * 200 and points[B]["tokensHeld"] == 0
+    metrics = emitted_metrics(capsys)
+    assert metrics["EventsApplied"] == 4 and metrics["DuplicatesSkipped"] == 1
+
+
+def test_a_lock_lost_to_another_writer_re_plans_the_group_on_what_it_wrote(ledger, capsys):
+    first, moved = mint(1, A, block=1, timestamp=100), transfer(1, A, B, block=2, timestamp=200)
+    other = mint(2, A, block=2, timestamp=200, log_index=1)
+    batch = KinesisBatch()
+    for event in (first, moved, other):
+        batch.add_event(event)
+    consumer = processor.consumer()
+    real_prefetch = consumer.store.prefetch
+
+    def prefetch_then_race(keys):
+        states = real_prefetch(keys)
+        ledger.store.apply(first, 10)  # another delivery of the first record wins the race
+        return states
+
+    consumer.store.prefetch = prefetch_then_race
+    calls = count_calls(consumer.store.client)
+    assert processor.handler(batch.event(), LambdaContext()) == {"batchItemFailures": []}
+    assert calls == ["BatchGetItem", "TransactWriteItems", "TransactWriteItems"]  # the item came back: no re-read
+    assert {t["owner"] for t in ledger.tokens().values()} == {A, B}
+    assert ledger.points()[A]["tokensHeld"] == 1 and ledger.points()[B]["tokensHeld"] == 1
+    metrics = emitted_metrics(capsys)
+    assert metrics["EventsApplied"] == 2 and metrics["DuplicatesSkipped"] == 1
+
+
+def test_a_commit_whose_response_was_lost_is_reported_and_its_re_delivery_changes_nothing(ledger, capsys):
+    batch = KinesisBatch()
+    for i in range(5):
+        batch.add_event(mint(i, A, block=1, timestamp=100, log_index=i))
+    batch.add_event(transfer(0, A, B, block=2, timestamp=300))
+    client = processor.consumer().store.client
+    real = client.transact_write_items
+
+    def commit_then_lose_the_response(**kwargs):
+        real(**kwargs)
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "TransactWriteItems")
+
+    client.transact_write_items = commit_then_lose_the_response
+    response = processor.handler(batch.event(), LambdaContext())
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequence_numbers(batch.records)
+    after_commit = (ledger.tokens(), ledger.points())
+    client.transact_write_items = real
+    for start in (0, 3, 5):  # Kinesis re-delivers from any failed record onwards
+        redelivered = KinesisBatch()
+        for record in batch.records[start:]:
+            redelivered.add_raw(base64.b64decode(record["kinesis"]["data"]), record["kinesis"]["partitionKey"])
+        assert processor.handler(redelivered.event(), LambdaContext()) == {"batchItemFailures": []}
+        assert (ledger.tokens(), ledger.points()) == after_commit
+    assert ledger.points()[A]["tokensHeld"] == 4 and ledger.points()[B]["tokensHeld"] == 1
+    metrics = emitted_metrics(capsys)
+    assert metrics["EventsApplied"] == 0 and metrics["DuplicatesSkipped"] == 6 + 3 + 1
+
+
+def test_a_poison_record_ends_a_group_so_a_failed_quarantine_leaves_nothing_after_it_applied(ledger, capsys):
+    batch = KinesisBatch()
+    batch.add_event(mint(1, A, block=1, timestamp=100))
+    batch.add_raw(b"{not json", "pk-json")
+    batch.add_event(mint(2, B, block=1, timestamp=100, log_index=1))
+    consumer = processor.consumer()
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "SendMessage")
+
+    consumer.sqs.send_message = refuse
+    response = processor.handler(batch.event(), LambdaContext())
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == sequence_numbers(batch.records[1:])
+    assert set(ledger.points()) == {A}
+    metrics = emitted_metrics(capsys)
+    assert metrics["EventsApplied"] == 1 and metrics["RecordsFailed"] == 2 and metrics["PoisonRecords"] == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_bad_events_per_transaction_names_the_variable(ledger, monkeypatch, value):
+    monkeypatch.setenv("MAX_EVENTS_PER_TRANSACTION", value)
+    processor.consumer.cache_clear()
+    with pytest.raises(RuntimeError, match=r"^MAX_EVENTS_PER_TRANSACTION: expected a positive integer"):
         processor.handler(KinesisBatch().event(), LambdaContext())

@@ -260,3 +260,46 @@ def test_later_change_kept_reads_holder_reasons_among_any_items():
     failed = {"Code": "ConditionalCheckFailed"}
     assert later_change_kept([token, kept, plain], [failed, failed, failed]) == {A}
     assert later_change_kept([token, kept], [failed, {"Code": "None"}]) == frozenset()
+
+
+def test_a_group_keeps_each_holders_latest_change_time(ledger):
+    from app.batch import Pending
+
+    events = [
+        mint(1, A, block=1, timestamp=100),
+        mint(2, A, block=2, timestamp=300),
+        mint(3, B, block=2, timestamp=200),
+    ]
+    committed = ledger.store.apply_group([Pending(e, W) for e in events], {})
+    assert committed.attempts == 1 and len(committed.group.steps) == 3
+    points = ledger.points()
+    assert points[A]["lastChangeAt"] == 300 and points[A]["tokensHeld"] == 2 and points[B]["lastChangeAt"] == 200
+
+
+def test_a_group_adds_without_moving_back_a_holders_later_change(ledger):
+    from app.batch import Pending
+
+    ledger.store.apply(mint(9, A, block=50, timestamp=5000), W)  # another shard, a later block
+    events = [mint(1, A, block=1, timestamp=100), mint(2, B, block=1, timestamp=100, log_index=1)]
+    committed = ledger.store.apply_group([Pending(e, W) for e in events], {})
+    assert committed.attempts == 2  # A's condition refused the time once; the retry only ADDs for A
+    points = ledger.points()
+    assert points[A]["lastChangeAt"] == 5000 and points[A]["tokensHeld"] == 2
+    assert points[A]["weightedSinceSum"] == W * (5000 + 100)
+    assert points[B]["lastChangeAt"] == 100
+
+
+def test_a_group_re_plans_every_lost_lock_from_the_items_returned(ledger):
+    from app.batch import Pending
+
+    first = [mint(i, A, block=1, timestamp=100, log_index=i) for i in range(3)]
+    moved = [transfer(i, A, B, block=2, timestamp=400, log_index=i) for i in range(3)]
+    stale = {e.token_key: None for e in first}  # read before the mints landed
+    for event in first:
+        ledger.store.apply(event, W)
+    committed = ledger.store.apply_group([Pending(e, W) for e in first + moved], stale)
+    assert committed.attempts == 2
+    assert [s.applied for s in committed.group.steps] == [False] * 3 + [True] * 3
+    points = ledger.points()
+    assert points[A]["tokensHeld"] == 0 and points[A]["weightedSeconds"] == 3 * W * 300
+    assert points[B]["tokensHeld"] == 3
