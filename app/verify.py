@@ -197,13 +197,14 @@ def checkpoint(stage: Any, args: argparse.Namespace) -> str:
 
 
 def _latest_blocks_behind(stage: str) -> float | None:
-    end = datetime.now(UTC)
+    now = datetime.now(UTC)
     points = aws.client("cloudwatch").get_metric_statistics(
         Namespace=MONITOR_NAMESPACE,
         MetricName="BlocksBehind",
         Dimensions=[{"Name": "Stage", "Value": stage}],
-        StartTime=end - timedelta(minutes=15),
-        EndTime=end,
+        StartTime=now - timedelta(minutes=15),
+        # a minute ahead: a datapoint stamped by a host whose clock runs a little fast is recent too
+        EndTime=now + timedelta(minutes=1),
         Period=60,
         Statistics=["Maximum"],
     )["Datapoints"]
