@@ -51,6 +51,7 @@ HEADER_BATCH = 200
 INITIAL_SPAN = 4
 FULL_PROOF_DEPTH = 64
 EMPTY_BLOOM = "0x" + "0" * 512
+_BLOOM = re.compile(r"0x[0-9a-fA-F]{512}")
 # Providers word their log limits differently (block range, result count, response size).
 _LIMIT_MESSAGE = re.compile(
     r"range|too many|too large|more than|limit|exceed|response size|max results|timeout", re.IGNORECASE
@@ -233,12 +234,12 @@ class RangeReader:
                     raise MissingBlock(f"block {number}: the node does not have it")
                 if int(header["number"], 16) != number:
                     raise ChainMoved(f"block {number}: the node answered block {header['number']}")
+                bloom = header.get("logsBloom")
+                if not isinstance(bloom, str) or not _BLOOM.fullmatch(bloom):
+                    # a header without its bloom would silently switch the completeness check off
+                    raise ChainMoved(f"block {number}: the header has no 256-byte logsBloom")
                 blocks[number] = Block(
-                    number,
-                    header["hash"].lower(),
-                    header["parentHash"].lower(),
-                    int(header["timestamp"], 16),
-                    header.get("logsBloom") or EMPTY_BLOOM,
+                    number, header["hash"].lower(), header["parentHash"].lower(), int(header["timestamp"], 16), bloom
                 )
         return blocks
 

@@ -257,6 +257,21 @@ def test_headers_that_do_not_chain_or_are_missing_are_never_accepted():
         asyncio.run(reader(Behind([]), span=10).read(0, 5))
 
 
+@pytest.mark.parametrize("bloom", [None, "", "0x12", 42])
+def test_a_header_without_a_real_bloom_is_never_accepted(bloom):
+    """A missing bloom must not read as an empty one: that would switch the completeness check off."""
+
+    class Bloomless(FakeNode):
+        def header(self, n):
+            found = super().header(n)
+            if n == 2:
+                found["logsBloom"] = bloom
+            return found
+
+    with pytest.raises(ChainMoved, match="logsBloom"):
+        asyncio.run(reader(Bloomless([log(2, 0, 1)]), span=10).read(0, 5))
+
+
 def test_a_bloom_matches_our_transfer_only():
     from app.monitor.ranges import BloomFilter
 
