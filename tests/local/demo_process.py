@@ -81,9 +81,11 @@ class DemoRun:
 
     def kill(self) -> None:
         """For a failed test: take down the demo and whatever it left."""
-        for process in [*self.descendants(), psutil.Process(self.process.pid)]:
+        for process in self.descendants():
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(10)
 
 
