@@ -154,19 +154,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; given the arguments, only the named command's own arguments are built, since
+    building one imports its module (the monitor's start-up should not pay for boto3 and the rest)."""
     prog = "ngu-points" if os.path.basename(sys.argv[0]) == "ngu-points" else "python -m app"
     root = _Parser(prog=prog, description="ngu-points event pipeline: operator commands")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    named = next((word for word in argv if not word.startswith("-")), None) if argv is not None else None
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
-        command.arguments(sub)
+        if argv is None or command.name == named:
+            command.arguments(sub)
         sub.set_defaults(run=command.run)
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv).parse_args(argv)
     # One error path for every command: a missing table, stream, bucket or queue, no credentials or
     # no region is one line naming it, exit 1; bad input (OperatorError) exit 2.
     return one_line_errors(args.run)(args)
