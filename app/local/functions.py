@@ -64,8 +64,12 @@ class ExecutionEnvironments:
         # spawn, not fork: the parent runs threads (the mapping's pollers) and holds sockets.
         context = multiprocessing.get_context("spawn")
         arguments = (self.handler_path, self.environment, str(self.log) if self.log else None)
-        with shielded():
-            self.pool = context.Pool(self.size, _start_environment, arguments)
+        try:
+            with shielded():  # a stop signal held here is raised at the block's end: stop the pool too
+                self.pool = context.Pool(self.size, _start_environment, arguments)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:

@@ -25,14 +25,18 @@ class MonitorProcess:
     def start(self) -> MonitorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | self.environment
         env["PYTHONPATH"] = str(ROOT)
-        with self.log.open("a") as log, shielded():
-            self.process = start_process(
-                [sys.executable, "-m", "app", "monitor", "--config", str(self.config)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        try:
+            with self.log.open("a") as log, shielded():  # a signal held here is raised at the block's end
+                self.process = start_process(
+                    [sys.executable, "-m", "app", "monitor", "--config", str(self.config)],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        except BaseException:
+            self.stop()
+            raise
         self.starts += 1
         return self
 

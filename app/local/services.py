@@ -89,9 +89,11 @@ class Anvil:
         command = [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--silent", *self.extra]
         if self.state is not None:
             command += ["--state", str(self.state)]
-        with shielded():
-            self.process = start_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The shield delays a stop signal to the end of its block: still inside the try, so that
+        # signal stops the child just started instead of leaking it.
         try:
+            with shielded():
+                self.process = start_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_until(self._answers, 20, what=f"anvil on port {self.port}")
         except BaseException:
             self.stop()  # a failed or interrupted start leaves nothing running
@@ -133,14 +135,14 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         # moto with requests serialised: its Kinesis shards lose records to concurrent writers.
-        with shielded():
-            self.process = start_process(
-                [sys.executable, "-m", "app.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
         try:
+            with shielded():  # as in Anvil.start: a signal held by the shield stops this child too
+                self.process = start_process(
+                    [sys.executable, "-m", "app.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             wait_until(lambda: _listening(self.port), 30, what="moto_server")
         except BaseException:
             self.stop()

@@ -251,14 +251,15 @@ class Demo:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | moto.env()
         env |= {"PYTHONPATH": str(ROOT), "POINTS_PER_DAY": json.dumps({f"{CHAIN_ID}:{chain.address}": RATE})}
         self.say(f"check         {' '.join(['python', *command[1:]])}")
-        with shielded():
-            process = start_process(
-                command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
+        process = None
         try:
+            with shielded():  # a signal held here is raised at the block's end: the finally stops the child
+                process = start_process(
+                    command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                )
             output, _ = process.communicate(timeout=300)
         finally:
-            if process.poll() is None:
+            if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
         for line in output.strip().splitlines():
