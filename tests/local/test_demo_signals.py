@@ -12,6 +12,7 @@ from tests.local.demo_process import DemoRun, listening_ports, port_is_free, sti
 
 def at_start_up(demo):
     demo.wait_for_child("app.local.moto_server")  # moto is starting: Ctrl-C here used to leave it running
+    return "moto_server"
 
 
 def mid_run(demo):
@@ -20,6 +21,7 @@ def mid_run(demo):
 
 def during_the_final_check(demo):
     demo.wait_for_child("app reconcile")  # the product's reconcile command, checking the ledger
+    return "reconcile"
 
 
 def kind(process):
@@ -52,10 +54,13 @@ class Stop:
         self.moment = moment
 
     def send(self):
-        self.moment(self.demo)
+        # The kind of child a moment waited for was running when found; a quick one (reconcile at
+        # --quick size) may end before the snapshot below, so it counts as seen.
+        found = self.moment(self.demo)
+        seen = {found} if found is not None else set()
         self.started = self.demo.descendants()
         self.ports = listening_ports(self.started)
-        self.kinds = {kind(p) for p in self.started}
+        self.kinds = {kind(p) for p in self.started} | seen
         self.demo.process.send_signal(self.sig)
         self.follower = threading.Thread(target=self._follow, daemon=True)
         self.follower.start()
