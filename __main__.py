@@ -27,7 +27,7 @@ opts = pulumi.ResourceOptions(providers=[provider])
 tables = Tables("tables", settings, opts)
 stream = EventStream("events", settings, opts)
 consumer = EventConsumer("processor", settings, stream, tables, opts)
-monitor = MonitorHost("monitor", settings, stream, tables, secrets.rpc_url, opts)
+monitor = MonitorHost("monitor", settings, stream, tables, consumer.quarantine, secrets.rpc_url, opts)
 targets = AlarmTargets(
     stream=stream.stream.name,
     function=consumer.function.name,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from app import aws
+from app import aws, quarantine
 from app.batch import Pending, Step
 from app.events import ChainEvent, InvalidEvent, decode
 from app.rates import Rates
@@ -178,20 +177,16 @@ class Consumer:
 
     def _quarantine(self, record: dict[str, Any], reason: str) -> None:
         kinesis = record.get("kinesis", {})
-        body = {
-            "reason": reason,
-            "eventSourceARN": record.get("eventSourceARN"),
-            "shardId": str(record.get("eventID", "")).split(":", 1)[0],
-            "sequenceNumber": kinesis.get("sequenceNumber"),
-            "partitionKey": kinesis.get("partitionKey"),
-            "approximateArrivalTimestamp": kinesis.get("approximateArrivalTimestamp"),
-            "data": kinesis.get("data"),
-        }
-        self.sqs.send_message(
-            QueueUrl=self.settings.quarantine_queue_url,
-            MessageBody=json.dumps(body),
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:256]}},
+        body = quarantine.message(
+            reason,
+            data=kinesis.get("data"),
+            partition_key=kinesis.get("partitionKey"),
+            event_source_arn=record.get("eventSourceARN"),
+            shard_id=str(record.get("eventID", "")).split(":", 1)[0],
+            sequence_number=kinesis.get("sequenceNumber"),
+            arrival=kinesis.get("approximateArrivalTimestamp"),
         )
+        quarantine.send(self.sqs, self.settings.quarantine_queue_url, body)
         logger.error("poison record quarantined", extra={"reason": reason, **_where(record)})
 
 

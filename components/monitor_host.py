@@ -127,6 +127,7 @@ class MonitorHost(pulumi.ComponentResource):
         settings: Settings,
         stream: EventStream,
         tables: Tables,
+        quarantine: aws.sqs.Queue,
         rpc_url: pulumi.Output[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -171,7 +172,7 @@ class MonitorHost(pulumi.ComponentResource):
             role_name=settings.monitor_role_name,
             description="Role for EC2 instance to send events to Kinesis",
             service="ec2.amazonaws.com",
-            policies=self._statements(settings, stream, tables, [bundle_object, wheelhouse_object]),
+            policies=self._statements(settings, stream, tables, quarantine, [bundle_object, wheelhouse_object]),
             tags=settings.tags,
             parent=self,
         )
@@ -282,7 +283,12 @@ class MonitorHost(pulumi.ComponentResource):
         )
 
     def _statements(
-        self, settings: Settings, stream: EventStream, tables: Tables, artifacts: list[aws.s3.BucketObjectv2]
+        self,
+        settings: Settings,
+        stream: EventStream,
+        tables: Tables,
+        quarantine: aws.sqs.Queue,
+        artifacts: list[aws.s3.BucketObjectv2],
     ) -> dict[str, list[Statement]]:
         parameters = pulumi.Output.concat(
             "arn:aws:ssm:",
@@ -339,5 +345,10 @@ class MonitorHost(pulumi.ComponentResource):
         }
         if settings.monitor.sink == "dynamodb":
             # The legacy direct path (a rollback by config) writes the ledger itself.
-            statements["DirectSinkAccess"] = [tables.ledger_statement()]
+            # It sets an event that can never apply aside in the consumer's quarantine queue (SQS-managed
+            # encryption: no key to grant); GetQueueAttributes is its start-up check of the URL.
+            statements["DirectSinkAccess"] = [
+                tables.ledger_statement(),
+                Statement("QuarantineInconsistent", ["sqs:GetQueueAttributes", "sqs:SendMessage"], [quarantine.arn]),
+            ]
         return statements

@@ -122,7 +122,10 @@ def sink_for(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | Dyn
     config = settings.config
     if config.sink == "dynamodb":
         store = Store(config.tokens_table, config.points_table)
-        return DynamoDBSink(store, config.rates(), telemetry, max_pending=config.max_pending_records)
+        sqs = LazyClient("sqs")
+        return DynamoDBSink(
+            store, config.rates(), telemetry, sqs, settings.quarantine_queue_url, max_pending=config.max_pending_records
+        )
     kinesis = LazyClient("kinesis", config=KINESIS_CONFIG)
     return KinesisPublisher(
         kinesis,
@@ -152,6 +155,14 @@ def _check_stores(settings: Settings, store: CheckpointStore) -> Checkpoint | No
             raise ConfigError(f"stream_name: cannot use stream {settings.stream_name} ({_code(error)})") from None
         except BotoCoreError as error:
             raise Unreachable(f"stream_name: AWS unreachable ({type(error).__name__})") from None
+    else:  # the direct sink quarantines there: a wrong URL must stop it now, not at the first bad event
+        try:
+            aws.client("sqs").get_queue_attributes(QueueUrl=settings.quarantine_queue_url, AttributeNames=["QueueArn"])
+        except ClientError as error:
+            url = settings.quarantine_queue_url
+            raise ConfigError(f"quarantine_queue_url: cannot use queue {url} ({_code(error)})") from None
+        except BotoCoreError as error:
+            raise Unreachable(f"quarantine_queue_url: AWS unreachable ({type(error).__name__})") from None
     return stored
 
 

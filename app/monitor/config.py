@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from app.contracts import listed_twice, unrated
+from app.names import QUARANTINE_PARAMETER
 from app.rates import Rates, RatesError
 
 SSM_PREFIX = "/ngu-points-system-v2"
@@ -95,6 +96,8 @@ class MonitorConfig(BaseModel):
     sink: Literal["kinesis", "dynamodb"] = "kinesis"
     tokens_table: Name | None = None
     points_table: Name | None = None
+    # sink: dynamodb sets inconsistent events aside there; else SSM {stage}/QUARANTINE_QUEUE_URL.
+    quarantine_queue_url: HttpUrl | None = None
     points_per_day: dict[str, NonNegativeInt] | None = None
     default_points_per_day: NonNegativeInt | None = None
     # Tuning; the defaults suit a hosted provider.
@@ -161,6 +164,7 @@ class Settings:
     rpc_url: str
     http_rpc_url: str
     stream_name: str | None
+    quarantine_queue_url: str | None = None
 
     @property
     def websocket_url(self) -> str | None:
@@ -207,7 +211,8 @@ def _show(value: Any) -> str:
 
 
 def resolve(config: MonitorConfig, ssm: Any) -> Settings:
-    """Fetch what the file names in SSM (the RPC URL SecureString, the stream name)."""
+    """Fetch what the file names in SSM (the RPC URL SecureString, the stream name or, for the
+    direct sink, the quarantine queue's URL)."""
     rpc_url = config.rpc_url
     if rpc_url is None:
         rpc_url = _parameter(ssm, config.rpc_url_parameter, "rpc_url_parameter")
@@ -219,7 +224,11 @@ def resolve(config: MonitorConfig, ssm: Any) -> Settings:
     if config.sink == "kinesis" and stream_name is None:
         name = f"{SSM_PREFIX}/{config.stage}/KINESIS_STREAM_NAME"
         stream_name = _parameter(ssm, name, "stream_name")
-    return Settings(config, rpc_url, config.http_rpc_url or http_url_of(rpc_url), stream_name)
+    queue_url = config.quarantine_queue_url
+    if config.sink == "dynamodb" and queue_url is None:
+        name = f"{SSM_PREFIX}/{config.stage}/{QUARANTINE_PARAMETER}"
+        queue_url = _parameter(ssm, name, "quarantine_queue_url")
+    return Settings(config, rpc_url, config.http_rpc_url or http_url_of(rpc_url), stream_name, queue_url)
 
 
 def _parameter(ssm: Any, name: str, key: str) -> str:

@@ -2,15 +2,22 @@
 `app/store.py`, as the old architecture did, so a rollback is one line of config.
 
 Events are applied one at a time in chain order (that keeps per-token order without Kinesis);
-an event that fails is retried with backoff until it applies: nothing is skipped.
+an event that fails is retried with backoff until it applies: nothing is skipped. The exception is
+an event that can never apply (`InconsistentEvent`: earlier than its token's acquisition, which only
+a lying node or a corrupted table causes): it goes to the stage's quarantine queue in the consumer's
+format (app/quarantine.py, so `ngu-points redrive` reads it back) and its ticket is acknowledged
+only once the queue took it; until then it is retried like any other failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Any
 
+from app import quarantine
 from app.events import ChainEvent
+from app.ledger import InconsistentEvent
 from app.monitor.backoff import Backoff
 from app.monitor.checkpoint import Ticket
 from app.monitor.telemetry import Telemetry, logger
@@ -29,6 +36,8 @@ class DynamoDBSink:
         store: Store,
         rates: Rates,
         telemetry: Telemetry,
+        sqs: Any,
+        quarantine_queue_url: str,
         *,
         max_pending: int = 20000,
         backoff: Backoff = APPLY_BACKOFF,
@@ -36,6 +45,8 @@ class DynamoDBSink:
         self.store = store
         self.rates = rates
         self.telemetry = telemetry
+        self.sqs = sqs
+        self.quarantine_queue_url = quarantine_queue_url
         self.max_pending = max_pending
         self.backoff = backoff
         self._queue: deque[tuple[ChainEvent, Ticket]] = deque()
@@ -68,9 +79,14 @@ class DynamoDBSink:
                 batch = [self._queue[i][0] for i in range(min(BATCH, len(self._queue)))]
                 applied, error = await asyncio.to_thread(self._apply, batch)
                 for _ in range(applied):
-                    _, ticket = self._queue.popleft()
-                    ticket.ack()
-                    self.telemetry.count("EventsPublished")
+                    self._ack("EventsPublished")
+                failed = "direct sink: event not applied; retrying"
+                if isinstance(error, InconsistentEvent):
+                    failed = "direct sink: inconsistent event not quarantined; retrying"
+                    event = batch[applied]
+                    error = await asyncio.to_thread(self._quarantine, event, error)
+                    if error is None:
+                        self._ack("PoisonRecords")
                 if len(self._queue) < self.max_pending:
                     self._space.set()
                 if error is None:
@@ -79,11 +95,33 @@ class DynamoDBSink:
                 attempt += 1
                 self.telemetry.count("ProcessingErrors")
                 logger.error(
-                    "direct sink: event not applied; retrying",
+                    failed,
                     extra={"event_id": batch[applied].id, "error": repr(error), "attempt": attempt},
                 )
                 await asyncio.sleep(self.backoff.delay(attempt))
             self._empty.set()
+
+    def _ack(self, metric: str) -> None:
+        _, ticket = self._queue.popleft()
+        ticket.ack()
+        self.telemetry.count(metric)
+
+    def _quarantine(self, event: ChainEvent, inconsistent: InconsistentEvent) -> Exception | None:
+        """Set the event aside; returns the error when the queue did not take it (then it stays)."""
+        reason = str(inconsistent)
+        try:
+            quarantine.send(
+                self.sqs,
+                self.quarantine_queue_url,
+                quarantine.of_event_bytes(reason, event.encode(), event.partition_key),
+            )
+        except Exception as error:
+            return error
+        logger.error(
+            "direct sink: inconsistent event quarantined",
+            extra={"event_id": event.id, "reason": reason, "queue_url": self.quarantine_queue_url},
+        )
+        return None
 
     def _apply(self, events: list[ChainEvent]) -> tuple[int, Exception | None]:
         """Apply in order; returns how many applied and the error that stopped it, if any."""

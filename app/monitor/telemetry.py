@@ -22,6 +22,7 @@ COUNTERS = (
     "ProcessingErrors",
     "ReorgsDetected",
     "InconsistentReads",
+    "PoisonRecords",  # the direct sink's quarantined events, as the consumer names them
 )
 METRIC_DATA_LIMIT = 1000
 

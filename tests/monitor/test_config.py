@@ -51,6 +51,7 @@ def with_(**changes):
         (with_(rpc_url_parameter="/x/RPC_URL"), "rpc_url: give exactly one of"),
         (with_(checkpoint_file="/tmp/x.json"), "checkpoint_table: give exactly one of"),
         (with_(sink="sqs"), "sink: Input should be 'kinesis' or 'dynamodb'"),
+        (with_(quarantine_queue_url="queue"), "quarantine_queue_url: expected an http:// or https:// URL"),
         (with_(sink="dynamodb"), "tokens_table: missing (required by sink: dynamodb)"),
         (
             with_(sink="dynamodb", tokens_table="t", points_table="p", points_per_day={"31337:0x" + "1" * 40: 5}),
@@ -193,6 +194,35 @@ def test_ssm_supplies_the_secret_rpc_url_and_the_stream_name(moto):
     assert settings.websocket_url == secret
     assert settings.stream_name == aws.stream
     assert "TOPSECRETKEY" not in repr(config)
+
+
+DIRECT = {
+    "sink": "dynamodb",
+    "tokens_table": "tokens",
+    "points_table": "points",
+    "points_per_day": {f"31337:{ADDRESS}": 10},
+    "stream_name": None,
+}
+
+
+def test_the_direct_sink_finds_its_quarantine_queue_in_ssm_or_names_the_key():
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name="us-east-1")
+        config = load_config_from(with_(**DIRECT))
+        with pytest.raises(ConfigError) as missing:
+            resolve(config, ssm)
+        assert str(missing.value) == (
+            "quarantine_queue_url: SSM parameter /ngu-points-system-v2/staging/QUARANTINE_QUEUE_URL not found"
+        )
+        url = "https://sqs.us-east-1.amazonaws.com/123456789012/ngu-points-staging-quarantine"
+        ssm.put_parameter(Name="/ngu-points-system-v2/staging/QUARANTINE_QUEUE_URL", Value=url, Type="String")
+        assert resolve(config, ssm).quarantine_queue_url == url
+        named = load_config_from(with_(**DIRECT, quarantine_queue_url=url.replace("staging", "other")))
+        assert resolve(named, ssm).quarantine_queue_url == url.replace("staging", "other")
+        assert resolve(load_config_from(VALID), ssm).quarantine_queue_url is None  # the Kinesis sink has none
 
 
 def load_config_from(document):

@@ -37,6 +37,7 @@ DESIGN_METRICS = {
     "ReorgsDetected",
     "MemoryUtilization",
     "CPUUtilization",
+    "PoisonRecords",
 }
 
 
@@ -84,6 +85,11 @@ def test_direct_sink_applies_events_to_the_tables(tmp_path, anvil, chain, aws, m
         points_per_day={f"{CHAIN_ID}:{chain.address}": 10},
     )
     del settings["stream_name"]
+    # Its quarantine queue comes from SSM, as on the host.
+    queue_url = moto.client("sqs").create_queue(QueueName=f"quarantine-{aws.stage}")["QueueUrl"]
+    aws.ssm.put_parameter(
+        Name=f"/ngu-points-system-v2/{aws.stage}/QUARANTINE_QUEUE_URL", Value=queue_url, Type="String"
+    )
     config = write_config(tmp_path / "monitor.yaml", **settings)
 
     result = run_monitor(config, moto, "--until-block", str(chain.head))
@@ -102,6 +108,11 @@ def test_direct_sink_applies_events_to_the_tables(tmp_path, anvil, chain, aws, m
     assert held[chain.accounts[1]] == 2 and held[chain.accounts[3]] == 1 and held[chain.accounts[2]] == 0
     assert aws.records() == [], "nothing went to Kinesis"
     assert aws.checkpoint_block() == chain.head
+
+    settings["quarantine_queue_url"] = queue_url.replace(f"quarantine-{aws.stage}", "no-such-queue")
+    wrong = run_monitor(write_config(tmp_path / "wrong.yaml", **settings), moto, "--until-block", str(chain.head))
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("error: quarantine_queue_url: cannot use queue ") and "no-such-queue" in wrong.stderr
 
 
 def test_metrics_carry_the_design_names_and_only_the_stage_dimension(tmp_path, anvil, chain, aws, moto):

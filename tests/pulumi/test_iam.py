@@ -94,8 +94,11 @@ def test_direct_sink_rollback_grants_the_ledger_only_when_configured() -> None:
 
     monitor = {**project_config("staging", "monitor"), "sink": "dynamodb"}
     stack = record_stack("staging", {"ngu-points-event-processor:monitor": json.dumps(monitor)})
-    (sink,) = statements(policy_documents(stack)["monitor-DirectSinkAccess"])
+    sink, quarantine = statements(policy_documents(stack)["monitor-DirectSinkAccess"])
     assert set(sink["Action"]) == {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # An event that can never apply goes to the consumer's quarantine queue, and nowhere else.
+    assert set(quarantine["Action"]) == {"sqs:GetQueueAttributes", "sqs:SendMessage"}
+    assert quarantine["Resource"].endswith(":ngu-points-staging-quarantine")
 
 
 @pytest.mark.parametrize("stack", STACKS)
