@@ -3,8 +3,10 @@ already exists, read before it runs, and the seed's pre-deployment backup of the
 
 Since CLI 3.174 an `import` whose inputs differ from the live resource succeeds and then updates the
 live resource in the same `up`. This reads the live tables, the stage's SSM name parameters, the
-seed's alarm topic and every other name the stack creates (app/preflight_names.py), compares them with what the stack declares (app/declared_tables.py, the stack
-file's `tables.mode` and `stream.nameParameter`), prints every difference with what `up` would do,
+seed's alarm topic, alarms of the names the stack's alarms take (the seed made some by hand: `up`
+overwrites them without a word) and every other name the stack creates (app/preflight_names.py),
+compares them with what the stack declares (app/declared_tables.py, the stack file's `tables.mode`
+and `stream.nameParameter`), prints every difference with what `up` would do,
 and exits 1 if anything would replace or destroy data or make `up` fail. It changes nothing except
 that it takes an on-demand backup of each adopted table (named with the date) and prints its ARN.
 
@@ -202,6 +204,44 @@ def check_image(ec2: Any, ami_id: str, architecture: str) -> list[Difference]:
     return []
 
 
+# --- alarms ------------------------------------------------------------------------------------------
+
+DESCRIBE_ALARMS_NAMES = 100  # DescribeAlarms takes at most 100 AlarmNames a call
+
+
+def stack_alarm_names(names: StageNames) -> list[str]:
+    """Every alarm name the stack creates: the catalog components/alarms.py builds them from."""
+    from components.alarm_catalog import CATALOG  # pure data (no pulumi): what the stack declares
+
+    return [names.alarm(spec.name, seed_name=spec.seed_name) for spec in CATALOG]
+
+
+def check_alarms(cloudwatch: Any, alarm_names: list[str]) -> list[Difference]:
+    """Alarms of the stack's names that exist already (the seed's, made by hand): PutMetricAlarm
+    overwrites an alarm of the same name without an error, so `up` takes them over silently."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for start in range(0, len(alarm_names), DESCRIBE_ALARMS_NAMES):
+        chunk = alarm_names[start : start + DESCRIBE_ALARMS_NAMES]
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(
+            AlarmNames=chunk, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+        )
+        for page in pages:
+            for kind, key in (("metric", "MetricAlarms"), ("composite", "CompositeAlarms")):
+                for alarm in page.get(key, []):
+                    found[alarm["AlarmName"]] = (kind, alarm.get("AlarmActions", []))
+    differences = []
+    for name in alarm_names:
+        if name in found:
+            kind, actions = found[name]
+            targets = ", ".join(action.rsplit(":", 1)[-1] for action in actions) or "no action"
+            what = (
+                f"exists outside the stack ({kind} alarm, notifies {targets}): up overwrites it with the stack's "
+                "definition and routes, and the stack then owns it (a destroy deletes it)"
+            )
+            differences.append(Difference(f"alarm {name}", "update", what))
+    return differences
+
+
 def describe_legacy_topic(sns: Any, topic_arn: str) -> str:
     try:
         sns.get_topic_attributes(TopicArn=topic_arn)
@@ -251,6 +291,7 @@ def check(
     differences, existing = check_tables(dynamodb, stage, stack.tables_mode)
     differences += check_parameters(client("ssm"), names, stack.stream_parameter_mode)
     differences += check_image(client("ec2"), stack.ami_id, stack.architecture)
+    differences += check_alarms(client("cloudwatch"), stack_alarm_names(names))
     for taken in taken_names(client, names, region, account):
         differences.append(Difference(taken, "blocked", "exists: up cannot create it (remove it, or import it)"))
     for difference in differences:

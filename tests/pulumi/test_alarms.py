@@ -180,3 +180,15 @@ def test_dropped_alarms_say_why_and_are_not_deployed(prod: RecordedStack) -> Non
         assert len(reason) > 80
         section = runbook.split(f"## {name}\n", 1)[1].split("\n## ", 1)[0]
         assert "Dropped" in section, name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_preflight_looks_for_exactly_the_alarm_names_the_stack_creates(
+    recorded: dict[str, RecordedStack], stack: str
+) -> None:
+    from app.names import StageNames
+    from app.preflight import stack_alarm_names
+
+    declared = sorted(alarm["name"] for alarm in _alarms(recorded[stack]).values())
+    assert sorted(stack_alarm_names(StageNames(stack))) == declared
+    assert f"ngu-points-core-v5-events-{stack}-v5-IteratorAge" in declared  # a seed name, kept

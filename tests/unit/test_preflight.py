@@ -287,3 +287,59 @@ def test_the_monitor_image_must_exist_and_fit_the_architecture(capsys, monkeypat
         code, lines, _ = run(capsys)
         [blocked] = lines_with(lines, "blocked")
         assert code == 1 and "is x86_64, monitor.architecture is arm64" in blocked
+
+
+def put_alarm(name: str, actions: list[str]) -> None:
+    client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/Kinesis",
+        MetricName="GetRecords.IteratorAgeMilliseconds",
+        Statistic="Maximum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=60000,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=actions,
+    )
+
+
+def test_alarms_of_the_stacks_names_are_listed_as_taken_over_by_up(aws, capsys) -> None:
+    prod_as_declared()
+    seed_topic = f"arn:aws:sns:us-east-1:123456789012:{PROD.legacy_alarm_topic}"
+    put_alarm(PROD.alarm("IteratorAge", seed_name=True), [seed_topic])  # as the seed's serverless.yml made it
+    put_alarm(PROD.alarm("MonitorHeartbeat"), [])
+    put_alarm(StageNames("staging").alarm("IteratorAge", seed_name=True), [seed_topic])  # another stage's
+    put_alarm(f"{PROD.stream}-SomethingElse", [seed_topic])  # a name the stack does not create
+    code, lines, _ = run(capsys)
+    assert code == 0, lines  # a warning: up succeeds, nothing is lost (see docs/deploy.md)
+    alarms = sorted(line for line in lines_with(lines, "update") if " alarm " in line)
+    assert alarms == [
+        f"  update   alarm {PROD.alarm('IteratorAge', seed_name=True)}: exists outside the stack (metric alarm, "
+        f"notifies {PROD.legacy_alarm_topic}): up overwrites it with the stack's definition and routes, and the "
+        "stack then owns it (a destroy deletes it)",
+        f"  update   alarm {PROD.alarm('MonitorHeartbeat')}: exists outside the stack (metric alarm, notifies "
+        "no action): up overwrites it with the stack's definition and routes, and the stack then owns it (a "
+        "destroy deletes it)",
+    ]
+    assert lines[-1].startswith("2 differences the first up would apply, 0 that replace or destroy")
+
+
+def test_no_alarm_of_the_stacks_names_no_alarm_line(aws, capsys) -> None:
+    prod_as_declared()
+    put_alarm("unrelated-alarm", [])
+    code, lines, _ = run(capsys)
+    assert code == 0 and not [line for line in lines if " alarm " in line], lines
+
+
+def test_alarm_names_are_asked_at_most_100_a_call(aws) -> None:
+    cloudwatch = client("cloudwatch")
+    asked: list[int] = []
+    cloudwatch.meta.events.register(
+        "provide-client-params.cloudwatch.DescribeAlarms", lambda params, **_: asked.append(len(params["AlarmNames"]))
+    )
+    names = [f"alarm-{i:03}" for i in range(250)]
+    put_alarm(names[-1], [])
+    put_alarm(names[0], [])
+    found = preflight.check_alarms(cloudwatch, names)
+    assert asked == [100, 100, 50]
+    assert [d.resource for d in found] == [f"alarm {names[0]}", f"alarm {names[-1]}"]
