@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --group dev
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable . --config-settings editable_mode=compat
 	touch $(STAMP)
 
 # anvil (the local chain) and solc come from the npm registry, pinned by package-lock.json.
