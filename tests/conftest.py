@@ -23,3 +23,12 @@ os.environ.update(
 @pytest.fixture(autouse=True)
 def _no_ambient_aws_profile(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_aws_session():
+    """Each test's clients start from a fresh session, as moto's mocks give boto3's default session:
+    no credentials or endpoint resolved under an earlier test's environment."""
+    from app import aws
+
+    aws.reset()

@@ -12,7 +12,7 @@ import asyncio
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
@@ -22,13 +22,14 @@ from app.aws import RETRY_CONFIG
 from app.monitor.backoff import Backoff
 from app.monitor.checkpoint import Checkpoint, CheckpointStore, DynamoCheckpointStore, FileCheckpointStore
 from app.monitor.config import ConfigError, MonitorConfig, Settings, load_config, resolve
-from app.monitor.dynamodb_sink import DynamoDBSink
 from app.monitor.publisher import KinesisPublisher
 from app.monitor.rpc import JsonRpc, RpcUnavailable
 from app.monitor.service import ForkNotFound, Monitor, StartupError, install_signal_handlers
 from app.monitor.startup import Unreachable, Waiter
 from app.monitor.telemetry import Telemetry, logger
-from app.store import Store
+
+if TYPE_CHECKING:
+    from app.monitor.dynamodb_sink import DynamoDBSink
 
 # Adaptive retries for whole-call throttling; per-record failures are the publisher's to retry.
 # Parameter validation is off for Kinesis only: the publisher builds every request itself and it
@@ -100,14 +101,18 @@ async def _run(config: MonitorConfig, until_block: int | None) -> int:
         monitor = Monitor(
             settings, rpc=rpc, sink=sink, store=store, telemetry=telemetry, until_block=until_block, stopping=stopping
         )
-        # The node and AWS are checked side by side: both are on the path to the first eth_getLogs.
+        # The node and the checkpoint are on the path to the first eth_getLogs: checked side by
+        # side. The stream is checked beside the reading (PutRecords to a missing stream only
+        # fails and is retried; the check stops the monitor with exit status 2).
         node_ready, stored = await asyncio.gather(
             monitor.start_checks(waiter),
-            waiter.until_ready("aws", "DynamoDB/Kinesis", lambda: asyncio.to_thread(_check_stores, settings, store)),
+            waiter.until_ready("aws", "DynamoDB", lambda: asyncio.to_thread(_load_checkpoint, settings, store)),
         )
         if not node_ready or stopping.is_set():
             return 0
-        await monitor.run(stored, loaded=True)
+        what = "Kinesis" if config.sink == "kinesis" else "SQS"
+        stream = waiter.until_ready("aws", what, lambda: asyncio.to_thread(_check_stream, settings, sink))
+        await monitor.run(stored, loaded=True, checks=[stream])
     return 0
 
 
@@ -115,12 +120,17 @@ def _checkpoint_store(settings: Settings) -> CheckpointStore:
     config = settings.config
     if config.checkpoint_file is not None:
         return FileCheckpointStore(config.checkpoint_file, config.chain_id)
-    return DynamoCheckpointStore(aws.client("dynamodb"), config.checkpoint_table, config.chain_id)
+    # Made where it is first read (in a thread, beside the node's first answers): loading the
+    # DynamoDB model is ~60 ms of the start-up.
+    return DynamoCheckpointStore(LazyClient("dynamodb"), config.checkpoint_table, config.chain_id)
 
 
 def sink_for(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | DynamoDBSink:
     config = settings.config
     if config.sink == "dynamodb":
+        from app.monitor.dynamodb_sink import DynamoDBSink  # the rollback path: off the usual start-up
+        from app.store import Store
+
         store = Store(config.tokens_table, config.points_table)
         sqs = LazyClient("sqs")
         return DynamoDBSink(
@@ -136,34 +146,45 @@ def sink_for(settings: Settings, telemetry: Telemetry) -> KinesisPublisher | Dyn
     )
 
 
-def _check_stores(settings: Settings, store: CheckpointStore) -> Checkpoint | None:
-    """The stored checkpoint. Names the key when the stream or a table does not exist, rather
-    than retrying forever; an unreachable AWS is Unreachable (waited for)."""
+def _load_checkpoint(settings: Settings, store: CheckpointStore) -> Checkpoint | None:
+    """The stored checkpoint. Names the key when the table does not exist, rather than retrying
+    forever; an unreachable AWS is Unreachable (waited for)."""
     config = settings.config
     try:
-        stored = store.load()
+        return store.load()
     except ClientError as error:
         raise ConfigError(f"checkpoint_table: cannot read {config.checkpoint_table} ({_code(error)})") from None
     except (ValueError, OSError) as error:
         raise ConfigError(f"checkpoint_file: {error}") from None
     except BotoCoreError as error:
         raise Unreachable(f"checkpoint_table: AWS unreachable ({type(error).__name__})") from None
-    if config.sink == "kinesis":
-        try:
-            aws.client("kinesis", config=KINESIS_CONFIG).describe_stream_summary(StreamName=settings.stream_name)
-        except ClientError as error:
-            raise ConfigError(f"stream_name: cannot use stream {settings.stream_name} ({_code(error)})") from None
-        except BotoCoreError as error:
-            raise Unreachable(f"stream_name: AWS unreachable ({type(error).__name__})") from None
-    else:  # the direct sink quarantines there: a wrong URL must stop it now, not at the first bad event
-        try:
-            aws.client("sqs").get_queue_attributes(QueueUrl=settings.quarantine_queue_url, AttributeNames=["QueueArn"])
-        except ClientError as error:
-            url = settings.quarantine_queue_url
-            raise ConfigError(f"quarantine_queue_url: cannot use queue {url} ({_code(error)})") from None
-        except BotoCoreError as error:
-            raise Unreachable(f"quarantine_queue_url: AWS unreachable ({type(error).__name__})") from None
-    return stored
+
+
+def _check_stream(settings: Settings, sink: KinesisPublisher | DynamoDBSink) -> bool:
+    """True when the sink can publish: the stream exists (for the direct sink: its quarantine queue).
+    Asked through the sink's own client, which is then made before its first call."""
+    if not isinstance(sink, KinesisPublisher):
+        return _check_quarantine(settings, sink)
+    try:
+        sink.client.describe_stream_summary(StreamName=settings.stream_name)
+    except ClientError as error:
+        raise ConfigError(f"stream_name: cannot use stream {settings.stream_name} ({_code(error)})") from None
+    except BotoCoreError as error:
+        raise Unreachable(f"stream_name: AWS unreachable ({type(error).__name__})") from None
+    return True
+
+
+def _check_quarantine(settings: Settings, sink: DynamoDBSink) -> bool:
+    """The direct sink sets events that can never apply aside there: a wrong URL stops it now, not at
+    the first such event."""
+    url = settings.quarantine_queue_url
+    try:
+        sink.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    except ClientError as error:
+        raise ConfigError(f"quarantine_queue_url: cannot use queue {url} ({_code(error)})") from None
+    except BotoCoreError as error:
+        raise Unreachable(f"quarantine_queue_url: AWS unreachable ({type(error).__name__})") from None
+    return True
 
 
 def _code(error: ClientError) -> str:

@@ -15,19 +15,16 @@ parallel with the logs) and:
   `eth_getLogs({blockHash})`, which a node lacking that block must refuse rather than answer `[]`.
   Logs it finds are merged (counted as a repair); a refusal ends the range before that block.
 
-These proofs cover the blocks within FULL_PROOF_DEPTH of the node's head, where every failure
-seen lives (a reorg between two calls, a replica a few blocks behind) and where the monitor reads
-when it follows the chain. Deeper blocks (a backfill) exist on any replica less than that far
-behind, and only a reorg deeper than FULL_PROOF_DEPTH landing in the milliseconds between two calls
-could change them; there the reader fetches, after the logs, the headers of the range's ends and of
-the blocks with logs (each log's hash checked, the first block's parent checked by the caller, the
-end's hash carried to the next range). Fetching every header of a deep range costs ~10x the logs
-themselves (0.77 s against 0.07 s for 10,200 empty blocks on anvil), which the sparse backfill
-benchmark would pay in full. (With `confirmations` >= FULL_PROOF_DEPTH every read is deep: such a
-chain waits out the depth where these failures live before it reads at all.)
+Every range, however deep below the head, is proven this way. A depth window (full proofs only
+near the head, the ends and the blocks with logs below it) was tried and dropped: behind a load
+balancer a deep range's `eth_getLogs` can come from a replica that is far behind (only each
+block's bloom exposes what its answer lacks), and a reorg can be deeper than any window.
+The price is one header per block: ~22 us a block here (anvil, 8 connections), nothing for a
+monitor following the head (it read those headers anyway), and ~0.25 s more for a backfill of
+10,000 empty blocks (bench/README.md).
 
-The extra cost near the head is the headers of blocks without logs (one batched call per 200 blocks)
-and the re-reads of bloom false positives. The span adapts: it halves when the provider refuses a range
+The extra calls are the headers (one batched call per 200 blocks, in parallel) and the re-reads of
+bloom false positives. The span adapts: it halves when the provider refuses a range
 ("range too large", "too many results") or a range returns more logs than the target, and doubles
 back up to the maximum while ranges come back small.
 """
@@ -49,7 +46,6 @@ from app.monitor.rpc import JsonRpc, RpcError
 
 HEADER_BATCH = 200
 INITIAL_SPAN = 4
-FULL_PROOF_DEPTH = 64
 EMPTY_BLOOM = "0x" + "0" * 512
 _BLOOM = re.compile(r"0x[0-9a-fA-F]{512}")
 # Providers word their log limits differently (block range, result count, response size).
@@ -115,11 +111,9 @@ class RangeReader:
         self.shrinks = 0
         # Built in a thread from the first read on: importing keccak (~40 ms) overlaps the node's answers.
         self._bloom: concurrent.futures.Future[BloomFilter] | None = None
-        self.latest_head: int | None = None
 
     async def head(self) -> int:
-        self.latest_head = int(await self.rpc.call("eth_blockNumber"), 16)
-        return self.latest_head
+        return int(await self.rpc.call("eth_blockNumber"), 16)
 
     async def read(self, first: int, last: int) -> Range:
         """Read from `first` up to at most `last`; the range returned ends where the span allowed
@@ -128,11 +122,6 @@ class RangeReader:
             self._bloom = concurrent.futures.Future()
             addresses = list(self.start_blocks)
             threading.Thread(target=_build_bloom, args=(self._bloom, addresses), daemon=True).start()
-        if self.latest_head is None:
-            await self.head()
-        full_from = self.latest_head - FULL_PROOF_DEPTH + 1
-        if first < full_from:
-            return await self._read_deep(first, min(last, full_from - 1))
         while True:
             end = min(last, first + self.span - 1)
             logs_call = asyncio.ensure_future(self.rpc.call("eth_getLogs", [self._filter(first, end)]))
@@ -165,32 +154,6 @@ class RangeReader:
         )
         hashes = ((first - 1, blocks[first].parent_hash), *((n, blocks[n].hash) for n in range(first, end + 1)))
         return Range(first, end, blocks[first].parent_hash, blocks[end].hash, events, hashes, repairs)
-
-    async def _read_deep(self, first: int, last: int) -> Range:
-        """A range entirely deeper than FULL_PROOF_DEPTH below the head (see the module's docstring)."""
-        while True:
-            end = min(last, first + self.span - 1)
-            try:
-                logs = await self.rpc.call("eth_getLogs", [self._filter(first, end)])
-            except RpcError as error:
-                if not is_limit_error(error) or end == first:
-                    raise
-                self.span = max(1, (end - first + 1) // 2)
-                self.shrinks += 1
-                continue
-            break
-        self._adapt(end - first + 1, len(logs))
-        blocks = await self.blocks(sorted({first, end} | {log_block(log) for log in logs}))
-        by_block = _logs_by_block(logs, blocks, first, end)
-        events = decode_transfers(
-            [log for number in sorted(by_block) for log in by_block[number]],
-            chain_id=self.chain_id,
-            timestamps={number: block.timestamp for number, block in blocks.items()},
-            start_blocks=self.start_blocks,
-        )
-        parent = blocks[first].parent_hash
-        hashes = ((first - 1, parent), *((n, blocks[n].hash) for n in sorted(blocks)))
-        return Range(first, end, parent, blocks[end].hash, events, hashes)
 
     async def _complete(
         self, blocks: Mapping[int, Block], by_block: dict[int, list[dict[str, Any]]], first: int, end: int

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,6 +74,7 @@ class Monitor:
         self.sink = sink
         self.store = store
         self.telemetry = telemetry
+        self._checks: set[asyncio.Future[Any]] = set()
         self.until_block = until_block
         self.on_checkpoint = on_checkpoint
         self.reader = RangeReader(
@@ -111,8 +112,12 @@ class Monitor:
             raise ConfigError(f"chain_id: the config says {self.config.chain_id}, the node serves chain {chain_id}")
         return True
 
-    async def run(self, stored: Checkpoint | None = None, *, loaded: bool = False) -> None:
-        """Run until stopped (or --until-block). `loaded`: `stored` was already read from the store."""
+    async def run(
+        self, stored: Checkpoint | None = None, *, loaded: bool = False, checks: Sequence[Awaitable[Any]] = ()
+    ) -> None:
+        """Run until stopped (or --until-block). `loaded`: `stored` was already read from the store.
+        `checks` run beside the reader (start-up checks not needed before the first read): the
+        first to raise stops the monitor with its error."""
         if not loaded:
             stored = await asyncio.to_thread(self.store.load)
         first = min(c.start_block for c in self.config.contracts)
@@ -131,6 +136,7 @@ class Monitor:
             },
         )
         self.telemetry.gauge("BlocksBehind", self._blocks_behind)
+        self._checks = {asyncio.ensure_future(check) for check in checks}
         background = [
             asyncio.create_task(self.sink.run(), name="sink"),
             asyncio.create_task(self._save_loop(), name="checkpoint"),
@@ -143,25 +149,33 @@ class Monitor:
             await self._supervised(self._read_loop(Cursor(checkpoint.block, checkpoint.hash)), background)
             logger.info("reader stopped; waiting for every record to be acknowledged")
             await self._supervised(self.sink.drain(), background)
+            await self._supervised(asyncio.gather(*self._checks), background)  # before the last save
             await asyncio.to_thread(self._save)
         finally:
-            for task in background:
+            for task in [*background, *self._checks]:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*background, *self._checks, return_exceptions=True)
             await asyncio.to_thread(self.telemetry.flush)
         logger.info("monitor stopped", extra={"checkpoint": self.progress.checkpoint.block})
 
-    @staticmethod
-    async def _supervised(awaitable: Any, background: list[asyncio.Task]) -> None:
+    async def _supervised(self, awaitable: Any, background: list[asyncio.Task]) -> None:
         """Await `awaitable`; if a background task (sink, heads, saver) dies first, fail loudly
-        rather than wait forever for acknowledgements that will never come."""
+        rather than wait forever for acknowledgements that will never come; if a check fails,
+        stop with its error."""
         main = asyncio.ensure_future(awaitable)
-        done, _ = await asyncio.wait({main, *background}, return_when=asyncio.FIRST_COMPLETED)
-        if main in done:
-            return main.result()
-        main.cancel()
-        died = next(iter(done))
-        raise RuntimeError(f"background task {died.get_name()} stopped: {died.exception()!r}")
+        while True:
+            done, _ = await asyncio.wait({main, *background, *self._checks}, return_when=asyncio.FIRST_COMPLETED)
+            for check in done & self._checks:
+                self._checks.discard(check)
+                if check.exception() is not None:
+                    main.cancel()
+                    raise check.exception()  # type: ignore[misc]
+            if main in done:
+                return main.result()
+            died = next((task for task in done if task in background), None)
+            if died is not None:
+                main.cancel()
+                raise RuntimeError(f"background task {died.get_name()} stopped: {died.exception()!r}")
 
     async def _read_loop(self, cursor: Cursor) -> None:
         errors = 0

@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 
 from app.monitor.config import ConfigError, load_config, redact, resolve
-from tests.monitor.harness import Aws, MonitorProcess, free_port, run_monitor, wait_until, write_config
+from app.store import monitor_table_definition
+from tests.monitor.harness import (
+    Aws,
+    MonitorProcess,
+    base_config,
+    free_port,
+    run_monitor,
+    wait_until,
+    write_config,
+)
 from tests.support.rpc_proxy import RpcProxy, result
 
 ADDRESS = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
@@ -144,6 +153,33 @@ def test_a_node_answering_a_non_hex_chain_id_is_named_in_one_line(tmp_path, moto
     assert completed.returncode == 1
     assert completed.stderr.strip() == (
         f"error: rpc_url: eth_chainId from {proxy.url} answered 'mainnet', not a hex quantity"
+    )
+
+
+@pytest.mark.integration
+def test_a_missing_stream_is_named_in_one_line_while_reading_goes_on_and_nothing_is_checkpointed(
+    tmp_path, moto, anvil, chain
+):
+    """The stream is checked beside the first reads (off the path to the first eth_getLogs): a
+    missing one still stops the monitor with exit 2 and the checkpoint never moves."""
+    aws = Aws(moto)
+    aws.dynamodb.create_table(**monitor_table_definition(aws.monitor_table))
+    path = write_config(tmp_path / "monitor.yaml", **base_config(anvil, aws, chain))
+    result = run_monitor(path, moto, "--until-block", str(chain.head), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: stream_name: cannot use stream {aws.stream} (ResourceNotFoundException)"
+    assert aws.checkpoint() is None
+
+
+@pytest.mark.integration
+def test_a_missing_checkpoint_table_is_named_in_one_line(tmp_path, moto, anvil, chain):
+    aws = Aws(moto)
+    aws.kinesis.create_stream(StreamName=aws.stream, ShardCount=1)
+    path = write_config(tmp_path / "monitor.yaml", **base_config(anvil, aws, chain))
+    result = run_monitor(path, moto, "--until-block", str(chain.head), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: checkpoint_table: cannot read {aws.monitor_table} (ResourceNotFoundException)"
     )
 
 

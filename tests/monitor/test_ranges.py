@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from app.monitor.checkpoint import HISTORY_DENSE, HISTORY_SPACING, Checkpoint, FileCheckpointStore, Progress
 from app.monitor.config import ContractConfig
 from app.monitor.decoding import TRANSFER_TOPIC, decode_transfers
-from app.monitor.ranges import FULL_PROOF_DEPTH, ChainMoved, MissingBlock, RangeReader, is_limit_error
+from app.monitor.ranges import ChainMoved, MissingBlock, RangeReader, is_limit_error
 from app.monitor.rpc import RpcError
 
 CONTRACT = "0x" + "ab" * 20
@@ -313,13 +313,12 @@ def test_a_save_never_moves_the_stored_checkpoint_back_unless_it_is_a_rewind(tmp
     assert store.load() == Checkpoint(5, "0x5")
 
 
-def test_deep_below_the_head_only_the_ends_and_the_blocks_with_logs_are_fetched():
-    node = FakeNode([log(10, 0, 1), log(50, 0, 2)], head=1000)
+def test_a_range_far_below_the_head_is_proven_like_one_at_the_head():
+    """A backfill's deep range gets every header and its blooms: a replica that left out a deep
+    block's logs is caught and repaired there too (a depth window once skipped these proofs)."""
+    node = FakeNode([log(10, 0, 1), log(50, 0, 2)], head=100_000, hidden={50})
     chunk = asyncio.run(reader(node, span=200).read(0, 800))
     assert chunk.last == 199 and [e.token_id for e in chunk.events] == [1, 2]
-    assert sorted(node.header_requests) == [0, 10, 50, 199]
-    near = FakeNode([log(990, 0, 3)], head=1000)
-    chunk = asyncio.run(reader(near, span=200).read(900, 1000))
-    assert chunk.last == 1000 - FULL_PROOF_DEPTH, "a range stops where the full proof begins"
-    chunk = asyncio.run(reader(near, span=200).read(chunk.last + 1, 1000))
-    assert sorted(near.header_requests)[-FULL_PROOF_DEPTH:] == list(range(1000 - FULL_PROOF_DEPTH + 1, 1001))
+    assert sorted(node.header_requests) == list(range(200))
+    assert node.hash_reads == [block_hash(50)]
+    assert chunk.repairs == ("block 50: 1 logs missing from the range answer",)

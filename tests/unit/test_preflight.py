@@ -222,7 +222,6 @@ def test_the_declaration_compared_is_the_stacks() -> None:
     ],
 )
 def test_bad_input_and_missing_environment_are_one_line(monkeypatch, capsys, argv, env, code, message) -> None:
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no credentials cached by an earlier test
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     for key, value in env.items():
