@@ -75,6 +75,7 @@ class Monitor:
         self.store = store
         self.telemetry = telemetry
         self._checks: set[asyncio.Future[Any]] = set()
+        self._first_read = asyncio.Event()
         self.until_block = until_block
         self.on_checkpoint = on_checkpoint
         self.reader = RangeReader(
@@ -116,8 +117,8 @@ class Monitor:
         self, stored: Checkpoint | None = None, *, loaded: bool = False, checks: Sequence[Awaitable[Any]] = ()
     ) -> None:
         """Run until stopped (or --until-block). `loaded`: `stored` was already read from the store.
-        `checks` run beside the reader (start-up checks not needed before the first read): the
-        first to raise stops the monitor with its error."""
+        `checks` are start-up checks not needed before reading: they start once the first range is
+        read, and the first to raise stops the monitor with its error."""
         if not loaded:
             stored = await asyncio.to_thread(self.store.load)
         first = min(c.start_block for c in self.config.contracts)
@@ -136,15 +137,20 @@ class Monitor:
             },
         )
         self.telemetry.gauge("BlocksBehind", self._blocks_behind)
-        self._checks = {asyncio.ensure_future(check) for check in checks}
+        # What the first read does not need starts after it: importing psutil (metrics) and
+        # websockets (the doorbell) or making a check's client beside the first requests would
+        # only delay them (one interpreter lock).
+        self._checks = {asyncio.ensure_future(self._after_first_read(check)) for check in checks}
         background = [
             asyncio.create_task(self.sink.run(), name="sink"),
             asyncio.create_task(self._save_loop(), name="checkpoint"),
-            asyncio.create_task(self.telemetry.run(self.config.metrics_interval_seconds), name="telemetry"),
+            asyncio.create_task(
+                self._after_first_read(self.telemetry.run(self.config.metrics_interval_seconds)), name="telemetry"
+            ),
         ]
         if self.heads:
             self.telemetry.gauge("WebSocketConnected", lambda: 1 if self.heads.connected else 0)
-            background.append(asyncio.create_task(self.heads.run(), name="heads"))
+            background.append(asyncio.create_task(self._after_first_read(self.heads.run()), name="heads"))
         try:
             await self._supervised(self._read_loop(Cursor(checkpoint.block, checkpoint.hash)), background)
             logger.info("reader stopped; waiting for every record to be acknowledged")
@@ -168,7 +174,8 @@ class Monitor:
             for check in done & self._checks:
                 self._checks.discard(check)
                 if check.exception() is not None:
-                    main.cancel()
+                    if not main.cancel() and not main.cancelled():
+                        main.exception()  # done already (with this error, if it gathered the checks)
                     raise check.exception()  # type: ignore[misc]
             if main in done:
                 return main.result()
@@ -177,7 +184,17 @@ class Monitor:
                 main.cancel()
                 raise RuntimeError(f"background task {died.get_name()} stopped: {died.exception()!r}")
 
+    async def _after_first_read(self, check: Awaitable[Any]) -> Any:
+        await self._first_read.wait()
+        return await check
+
     async def _read_loop(self, cursor: Cursor) -> None:
+        try:
+            await self._read_until_stopped(cursor)
+        finally:
+            self._first_read.set()
+
+    async def _read_until_stopped(self, cursor: Cursor) -> None:
         errors = 0
         backoff = Backoff(base=0.2, cap=5.0)
         waited = True  # read at once after starting
@@ -196,6 +213,7 @@ class Monitor:
                     cursor = await self._check_shorter_chain(cursor)
                 while cursor.block < target and not self.stopping.is_set():
                     found = await self.reader.read(cursor.block + 1, target)
+                    self._first_read.set()
                     self._count_repairs(found)
                     if cursor.hash is not None and found.parent_hash != cursor.hash:
                         cursor = await self._deep_reorg(cursor, found.parent_hash)
@@ -221,6 +239,7 @@ class Monitor:
                 logger.warning("chain read failed; retrying", extra={"error": str(error), "attempt": errors})
                 await self._sleep(backoff.delay(errors))
                 waited = True
+            self._first_read.set()  # also when there was nothing to read, or the read failed
 
     def _until_reached(self, cursor: Cursor) -> None:
         """--until-block publishes what is confirmed now; it never waits for blocks to be mined."""

@@ -3,9 +3,14 @@ exit. An unreachable node is waited for, one warning line a try."""
 
 from __future__ import annotations
 
-import pytest
+import re
+from dataclasses import fields
 
-from app.monitor.config import ConfigError, load_config, redact, resolve
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.monitor.config import ConfigError, MonitorConfig, load_config, redact, resolve
 from app.store import monitor_table_definition
 from tests.monitor.harness import (
     Aws,
@@ -54,19 +59,33 @@ def with_(**changes):
             "contracts[0].address: mixed-case address fails its EIP-55 checksum",
         ),
         (with_(contracts=[]), "contracts: "),
-        (with_(confirmations=-1), "confirmations: Input should be greater than or equal to 0"),
+        (with_(confirmations=-1), "confirmations: expected an integer >= 0, got -1"),
+        (with_(confirmations="2"), "confirmations: expected an integer >= 0, got '2'"),
+        (with_(confirmations=True), "confirmations: expected an integer >= 0, got True"),
+        (with_(chain_id=0), "chain_id: expected an integer >= 1, got 0"),
+        (with_(publish_concurrency=17), "publish_concurrency: expected an integer from 1 to 16, got 17"),
+        (with_(poll_interval_seconds=0), "poll_interval_seconds: expected a number > 0, got 0"),
+        (with_(poll_interval_seconds=float("nan")), "poll_interval_seconds: expected a number > 0, got nan"),
+        (with_(stream_name="two words"), "stream_name: expected a name without spaces"),
+        (with_(contracts="0xabc"), "contracts: expected a non-empty list of contracts"),
+        (with_(contracts=["0x" + "1" * 40]), "contracts[0]: expected a mapping"),
+        (with_(confirmatons=2), "confirmatons: unknown key (did you mean confirmations?)"),
+        (
+            with_(sink="dynamodb", tokens_table="t", points_table="p", points_per_day={"31337:0x" + "1" * 40: -5}),
+            "points_per_day: '31337:0x1111111111111111111111111111111111111111': expected an integer >= 0",
+        ),
         (with_(rpc_url="ftp://node"), "rpc_url: expected a ws://"),
         (with_(rpc_url=None), "rpc_url: give exactly one of rpc_url and rpc_url_parameter"),
         (with_(rpc_url_parameter="/x/RPC_URL"), "rpc_url: give exactly one of"),
         (with_(checkpoint_file="/tmp/x.json"), "checkpoint_table: give exactly one of"),
-        (with_(sink="sqs"), "sink: Input should be 'kinesis' or 'dynamodb'"),
+        (with_(sink="sqs"), "sink: expected kinesis or dynamodb, got 'sqs'"),
         (with_(quarantine_queue_url="queue"), "quarantine_queue_url: expected an http:// or https:// URL"),
         (with_(sink="dynamodb"), "tokens_table: missing (required by sink: dynamodb)"),
         (
             with_(sink="dynamodb", tokens_table="t", points_table="p", points_per_day={"31337:0x" + "1" * 40: 5}),
             "points_per_day: no rate for contracts[0]",
         ),
-        (with_(stage="Prod!"), "stage: String should match pattern"),
+        (with_(stage="Prod!"), "stage: expected lower-case letters, digits and '-', got 'Prod!'"),
     ],
 )
 def test_a_bad_value_is_named_in_one_line(tmp_path, document, message):
@@ -76,6 +95,32 @@ def test_a_bad_value_is_named_in_one_line(tmp_path, document, message):
     text = str(raised.value)
     assert "\n" not in text
     assert text.startswith(f"{path}: {message}"), text
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from([*VALID, "contracts", "sink", "http_rpc_url", "colour"]), _VALUES, max_size=4),
+    st.lists(st.dictionaries(st.sampled_from(["address", "start_block", "x"]), _VALUES, max_size=3), max_size=2),
+)
+def test_any_document_is_accepted_or_refused_in_one_line_naming_a_key(changes, contracts):
+    """Hostile documents: never another exception, never a message that does not name a key."""
+    document = {**VALID, **changes}
+    if contracts:
+        document["contracts"] = contracts
+    try:
+        MonitorConfig.parse(document)
+    except ValueError as error:
+        message = str(error)
+        key = message.split(":", 1)[0]
+        assert "\n" not in message
+        assert re.split(r"[.\[]", key)[0] in {*document, *(f.name for f in fields(MonitorConfig))}, message
 
 
 def test_the_valid_example_loads_and_lowercases_addresses(tmp_path):
@@ -264,7 +309,7 @@ def test_the_direct_sink_finds_its_quarantine_queue_in_ssm_or_names_the_key():
 def load_config_from(document):
     from app.monitor.config import MonitorConfig
 
-    return MonitorConfig.model_validate(document)
+    return MonitorConfig.parse(document)
 
 
 def test_the_example_config_in_deploy_is_valid():

@@ -160,7 +160,7 @@ class CrashingSink:
 
 def test_a_dead_sink_stops_the_monitor_with_an_error(tmp_path, anvil, chain, aws):
     chain.batch_mint(1, 1, 3)
-    config = MonitorConfig.model_validate(base_config(anvil, aws, chain))
+    config = MonitorConfig.parse(base_config(anvil, aws, chain))
     settings = resolve(config, aws.ssm)
 
     async def run() -> None:

@@ -269,7 +269,7 @@ def test_user_data_writes_the_monitor_config_of_design_section_10(prod: Recorded
     # The monitor itself accepts what the host is given (same model as `python -m app monitor`).
     from app.monitor.config import MonitorConfig
 
-    assert MonitorConfig.model_validate(config).publish_concurrency == 4
+    assert MonitorConfig.parse(config).publish_concurrency == 4
     agent = json.loads(script.split("<<'NGU_AGENT_JSON'\n", 1)[1].split("\nNGU_AGENT_JSON", 1)[0])
     assert set(agent["metrics"]["metrics_collected"]) == {"mem", "disk"}
 
