@@ -111,8 +111,8 @@ async def _run(config: MonitorConfig, until_block: int | None) -> int:
         if not node_ready or stopping.is_set():
             return 0
         what = "Kinesis" if config.sink == "kinesis" else "SQS"
-        stream = waiter.until_ready("aws", what, lambda: asyncio.to_thread(_check_stream, settings, sink))
-        await monitor.run(stored, loaded=True, checks=[stream])
+        sink_ready = waiter.until_ready("aws", what, lambda: asyncio.to_thread(_check_sink, settings, sink))
+        await monitor.run(stored, loaded=True, checks=[sink_ready])
     return 0
 
 
@@ -160,7 +160,7 @@ def _load_checkpoint(settings: Settings, store: CheckpointStore) -> Checkpoint |
         raise Unreachable(f"checkpoint_table: AWS unreachable ({type(error).__name__})") from None
 
 
-def _check_stream(settings: Settings, sink: KinesisPublisher | DynamoDBSink) -> bool:
+def _check_sink(settings: Settings, sink: KinesisPublisher | DynamoDBSink) -> bool:
     """True when the sink can publish: the stream exists (for the direct sink: its quarantine queue).
     Asked through the sink's own client, which is then made before its first call."""
     if not isinstance(sink, KinesisPublisher):

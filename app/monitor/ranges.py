@@ -160,7 +160,7 @@ class RangeReader:
     ) -> tuple[int, tuple[str, ...]]:
         """Re-read by hash every block whose bloom may hold our Transfer but that got no log.
         Returns the end of the proven prefix and the repairs made."""
-        bloom = await asyncio.wrap_future(self._bloom)
+        bloom = await asyncio.shield(asyncio.wrap_future(self._bloom))  # shared by later reads: never cancelled
         suspects = [n for n in range(first, end + 1) if n not in by_block and bloom.may_contain(blocks[n].bloom)]
         if not suspects:
             return end, ()
@@ -198,7 +198,7 @@ class RangeReader:
                 if int(header["number"], 16) != number:
                     raise ChainMoved(f"block {number}: the node answered block {header['number']}")
                 bloom = header.get("logsBloom")
-                if not isinstance(bloom, str) or not _BLOOM.fullmatch(bloom):
+                if bloom != EMPTY_BLOOM and not (isinstance(bloom, str) and _BLOOM.fullmatch(bloom)):
                     # a header without its bloom would silently switch the completeness check off
                     raise ChainMoved(f"block {number}: the header has no 256-byte logsBloom")
                 blocks[number] = Block(
@@ -260,6 +260,10 @@ class BloomFilter:
 
 
 def _build_bloom(future: concurrent.futures.Future[BloomFilter], addresses: list[str]) -> None:
+    # A reader stopped before the filter was built has cancelled the future: nothing to set then
+    # (setting a cancelled future raises in this thread and prints on stderr).
+    if not future.set_running_or_notify_cancel():
+        return
     try:
         future.set_result(BloomFilter(addresses, TRANSFER_TOPIC))
     except BaseException as error:  # surfaced where the filter is awaited
