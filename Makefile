@@ -14,9 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt --group dev
-	# compat: the repository on sys.path by a .pth line; the default mode installs an import hook that
-	# every python start loads (~8 ms of the monitor's start-up). setuptools is pinned in pyproject.toml.
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable . --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $(STAMP)
 
 # anvil (the local chain) and solc come from the npm registry, pinned by package-lock.json.
