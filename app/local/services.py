@@ -5,10 +5,13 @@ Both bind 127.0.0.1 on a free port and are context managers: whoever starts one 
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -67,13 +70,18 @@ def _listening(port: int) -> bool:
 
 
 class Anvil:
-    """A local chain; `state` keeps it across a stop and start (anvil --state)."""
+    """A local chain; `state` keeps it across a stop and start (anvil --state).
+
+    anvil writes the states of older blocks under $HOME/.foundry/anvil/tmp and leaves them there when
+    stopped (4.3 GB for the dense benchmark chain; 78 GB had piled up here and filled the disk). Each
+    chain gets its own home, removed once the process has exited."""
 
     def __init__(self, port: int | None = None, state: Path | None = None, extra: Iterable[str] = ()) -> None:
         self.port = port or free_port()
         self.state = state
         self.extra = list(extra)
         self.process: subprocess.Popen | None = None
+        self.home: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -93,7 +101,13 @@ class Anvil:
         # signal stops the child just started instead of leaking it.
         try:
             with shielded():
-                self.process = start_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                self.home = tempfile.mkdtemp(prefix="ngu-anvil-home-")
+                self.process = start_process(
+                    command,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, "HOME": self.home},
+                )
             wait_until(self._answers, 20, what=f"anvil on port {self.port}")
         except BaseException:
             self.stop()  # a failed or interrupted start leaves nothing running
@@ -116,6 +130,9 @@ class Anvil:
         if self.process is not None:
             stop_process(self.process)  # SIGTERM: anvil writes --state on the way out
             self.process = None
+        if self.home is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
+            self.home = None
 
     def __enter__(self) -> Anvil:
         return self.start()
