@@ -118,14 +118,14 @@ class RangeReader:
     async def read(self, first: int, last: int) -> Range:
         """Read from `first` up to at most `last`; the range returned ends where the span allowed
         (or before a block whose logs the node could not prove)."""
-        if self._bloom is None:
-            self._bloom = concurrent.futures.Future()
-            addresses = list(self.start_blocks)
-            threading.Thread(target=_build_bloom, args=(self._bloom, addresses), daemon=True).start()
         while True:
             end = min(last, first + self.span - 1)
             logs_call = asyncio.ensure_future(self.rpc.call("eth_getLogs", [self._filter(first, end)]))
             headers_call = asyncio.ensure_future(self.blocks(range(first, end + 1)))
+            if self._bloom is None:  # started once the first calls are on their way
+                self._bloom = concurrent.futures.Future()
+                addresses = list(self.start_blocks)
+                threading.Thread(target=_build_bloom, args=(self._bloom, addresses), daemon=True).start()
             try:
                 logs = await logs_call
             except RpcError as error:

@@ -15,6 +15,7 @@ published hash is canonical any more it stops (ForkNotFound) with the checkpoint
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class Monitor:
         self.telemetry = telemetry
         self._checks: set[asyncio.Future[Any]] = set()
         self._first_read = asyncio.Event()
+        self._head_at_start: int | None = None
         self.until_block = until_block
         self.on_checkpoint = on_checkpoint
         self.reader = RangeReader(
@@ -111,6 +113,10 @@ class Monitor:
             ) from None
         if chain_id != self.config.chain_id:
             raise ConfigError(f"chain_id: the config says {self.config.chain_id}, the node serves chain {chain_id}")
+        # Read while the checkpoint is still loading (the first read needs it); on failure the read
+        # loop asks again, with its own retries.
+        with contextlib.suppress(*READ_ERRORS):
+            self._head_at_start = await self.reader.head()
         return True
 
     async def run(
@@ -205,7 +211,7 @@ class Monitor:
                 if not waited:
                     await self._wait_for_head()
                 waited = False
-                self.head = await self.reader.head()
+                self.head, self._head_at_start = self._head_at_start or await self.reader.head(), None
                 target = self.head - self.config.confirmations
                 if self.until_block is not None:
                     target = min(target, self.until_block)
