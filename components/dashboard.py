@@ -70,7 +70,11 @@ def dashboard_body(
             [[MONITOR, "BlocksBehind", *stage, {"stat": "Maximum"}], [MONITOR, "ReorgsDetected", *stage]],
             region,
         ),
-        _line("Monitor: ranges re-read (inconsistent node answers)", [[MONITOR, "InconsistentReads", *stage]], region),
+        _line(
+            "Monitor: ranges re-read (inconsistent answers), blocks re-read by hash (bloom)",
+            [[MONITOR, "InconsistentReads", *stage], [MONITOR, "BloomRereads", *stage]],
+            region,
+        ),
         _line(
             "Monitor host: memory, CPU, disk (%)",
             [

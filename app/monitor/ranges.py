@@ -74,6 +74,7 @@ class Range:
     events: list[ChainEvent]
     hashes: tuple[tuple[int, str], ...]  # every block hash of the range, the parent of `first` included
     repairs: tuple[str, ...] = ()  # what the first answers lacked and a re-read supplied
+    rereads: int = 0  # blocks read again by hash (their bloom may hold our logs; most find none)
 
 
 class InconsistentRead(Exception):
@@ -145,7 +146,7 @@ class RangeReader:
         self._adapt(end - first + 1, len(logs))
         _check_chain(blocks, first, end)
         by_block = _logs_by_block(logs, blocks, first, end)
-        end, repairs = await self._complete(blocks, by_block, first, end)
+        end, repairs, rereads = await self._complete(blocks, by_block, first, end)
         events = decode_transfers(
             [log for number in sorted(by_block) if number <= end for log in by_block[number]],
             chain_id=self.chain_id,
@@ -153,17 +154,17 @@ class RangeReader:
             start_blocks=self.start_blocks,
         )
         hashes = ((first - 1, blocks[first].parent_hash), *((n, blocks[n].hash) for n in range(first, end + 1)))
-        return Range(first, end, blocks[first].parent_hash, blocks[end].hash, events, hashes, repairs)
+        return Range(first, end, blocks[first].parent_hash, blocks[end].hash, events, hashes, repairs, rereads)
 
     async def _complete(
         self, blocks: Mapping[int, Block], by_block: dict[int, list[dict[str, Any]]], first: int, end: int
-    ) -> tuple[int, tuple[str, ...]]:
+    ) -> tuple[int, tuple[str, ...], int]:
         """Re-read by hash every block whose bloom may hold our Transfer but that got no log.
-        Returns the end of the proven prefix and the repairs made."""
+        Returns the end of the proven prefix, the repairs made and how many blocks were re-read."""
         bloom = await asyncio.shield(asyncio.wrap_future(self._bloom))  # shared by later reads: never cancelled
         suspects = [n for n in range(first, end + 1) if n not in by_block and bloom.may_contain(blocks[n].bloom)]
         if not suspects:
-            return end, ()
+            return end, (), 0
         answers = await self.rpc.batch(
             "eth_getLogs", [[self._filter_hash(blocks[n].hash)] for n in suspects], return_errors=True
         )
@@ -173,14 +174,14 @@ class RangeReader:
                 if number == first:
                     raise MissingBlock(f"block {number}: the bloom may hold our logs and the node cannot read them")
                 repairs.append(f"block {number}: logs unreadable by hash; range ended before it")
-                return number - 1, tuple(repairs)
+                return number - 1, tuple(repairs), len(suspects)
             for log in answer:
                 if log["blockHash"].lower() != blocks[number].hash or log_block(log) != number:
                     raise ChainMoved(f"block {number}: a log read by hash belongs to another block")
             if answer:
                 by_block[number] = answer
                 repairs.append(f"block {number}: {len(answer)} logs missing from the range answer")
-        return end, tuple(repairs)
+        return end, tuple(repairs), len(suspects)
 
     async def blocks(self, numbers: Sequence[int]) -> dict[int, Block]:
         """Headers by number, batched; each block fetched once however many logs it has."""

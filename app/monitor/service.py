@@ -263,6 +263,9 @@ class Monitor:
         self.progress.seal(ticket)
 
     def _count_repairs(self, found: Range) -> None:
+        if found.rereads:  # the proof's cost: on chains with saturated blooms, most blocks
+            self.telemetry.count("BloomRereads", found.rereads)
+            logger.debug("blocks re-read by hash", extra={"blocks": found.rereads, "first_block": found.first})
         for repair in found.repairs:
             self.telemetry.count("InconsistentReads")
             logger.warning(

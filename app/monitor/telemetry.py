@@ -22,6 +22,7 @@ COUNTERS = (
     "ProcessingErrors",
     "ReorgsDetected",
     "InconsistentReads",
+    "BloomRereads",  # blocks read again by hash because their bloom may hold our logs (not alarmed)
     "PoisonRecords",  # the direct sink's quarantined events, as the consumer names them
 )
 METRIC_DATA_LIMIT = 1000

@@ -226,7 +226,22 @@ def test_logs_a_lagging_replica_left_out_are_found_through_the_bloom_and_counted
     assert chunk.last == 5
     assert [e.token_id for e in chunk.events] == [1, 2, 3]
     assert node.hash_reads == [block_hash(4), block_hash(5)], "only the blocks whose bloom matched, by hash"
-    assert len(chunk.repairs) == 2
+    assert len(chunk.repairs) == 2 and chunk.rereads == 2
+
+
+def test_a_bloom_false_positive_is_re_read_counted_and_not_a_repair():
+    class Crowded(FakeNode):
+        def header(self, n):
+            found = super().header(n)
+            if n == 3:  # other logs happen to set every bit of our contract and the Transfer topic
+                found["logsBloom"] = bloom_of([log(3, 0, 9)])
+            return found
+
+    node = Crowded([log(2, 0, 1)])
+    chunk = asyncio.run(reader(node, span=10).read(0, 5))
+    assert [e.token_id for e in chunk.events] == [1]
+    assert node.hash_reads == [block_hash(3)]
+    assert (chunk.rereads, chunk.repairs) == (1, ())
 
 
 def test_a_block_the_node_cannot_read_by_hash_ends_the_range_before_it():

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 DESIGN_METRICS = {
     "WebSocketConnected",
     "InconsistentReads",
+    "BloomRereads",
     "EventsIngested",
     "EventsPublished",
     "KinesisPutFailures",
