@@ -158,23 +158,37 @@ async def _parent_hash(rpc: JsonRpc, settings: Settings, first: int, last: int) 
 
 
 def _check_destination(settings: Settings) -> None:
+    """Every place the sink writes to exists: the stream, or the tables and the quarantine queue."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from app import aws
 
     config = settings.config
-    try:
-        if config.sink == "kinesis":
-            aws.client("kinesis").describe_stream_summary(StreamName=settings.stream_name)
-        else:
-            aws.client("dynamodb").describe_table(TableName=config.tokens_table)
-            aws.client("dynamodb").describe_table(TableName=config.points_table)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "error")
-        key, name = ("stream_name", settings.stream_name) if config.sink == "kinesis" else ("tokens_table", "tables")
-        raise Missing(f"{key}: cannot use {name} ({code})") from None
-    except BotoCoreError as error:
-        raise Missing(f"aws: unreachable ({type(error).__name__})") from None
+    if config.sink == "kinesis":
+        kinesis = aws.client("kinesis")
+        checks = [
+            (
+                "stream_name",
+                settings.stream_name,
+                lambda: kinesis.describe_stream_summary(StreamName=settings.stream_name),
+            )
+        ]
+    else:
+        dynamodb, sqs = aws.client("dynamodb"), aws.client("sqs")
+        url = settings.quarantine_queue_url
+        checks = [
+            ("tokens_table", config.tokens_table, lambda: dynamodb.describe_table(TableName=config.tokens_table)),
+            ("points_table", config.points_table, lambda: dynamodb.describe_table(TableName=config.points_table)),
+            ("quarantine_queue_url", url, lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])),
+        ]
+    for key, name, check in checks:
+        try:
+            check()
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "error")
+            raise Missing(f"{key}: cannot use {name} ({code})") from None
+        except BotoCoreError as error:
+            raise Missing(f"aws: unreachable ({type(error).__name__})") from None
 
 
 class Recording:

@@ -168,3 +168,36 @@ def test_a_transient_store_error_is_retried_not_quarantined(ledger):
     assert progress.checkpoint.block == 13
     assert [body["reason"][:13] for body in ledger.quarantined()] == ["inconsistent:"]  # only the inconsistent one
     assert sink.telemetry.counts["ProcessingErrors"] == 2
+
+
+def test_a_direct_sink_backfill_checks_each_destination_and_names_the_missing_one():
+    """`python -m app backfill` with `sink: dynamodb` writes to both tables and, for an event that
+    can never apply, to the quarantine queue: each is checked before the range is read."""
+    from app.monitor.backfill import Missing, _check_destination
+    from app.monitor.config import MonitorConfig, Settings
+    from tests.support.aws import POINTS, TOKENS
+
+    with moto_ledger() as ledger:
+        config = MonitorConfig(
+            stage="staging",
+            chain_id=31337,
+            rpc_url="http://127.0.0.1:8545",
+            confirmations=0,
+            contracts=[{"address": "0x" + "ab" * 20}],
+            checkpoint_table="monitor",
+            sink="dynamodb",
+            tokens_table=TOKENS,
+            points_table=POINTS,
+            default_points_per_day=1,
+        )
+
+        def settings(queue_url: str) -> Settings:
+            return Settings(config, config.rpc_url, config.rpc_url, None, queue_url)
+
+        _check_destination(settings(ledger.queue_url))  # all there: no error
+        gone = ledger.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+        with pytest.raises(Missing, match=r"^quarantine_queue_url: cannot use .*/no-such-queue \("):
+            _check_destination(settings(gone))
+        ledger.client.delete_table(TableName=POINTS)
+        with pytest.raises(Missing, match=rf"^points_table: cannot use {POINTS} \(ResourceNotFoundException\)$"):
+            _check_destination(settings(ledger.queue_url))
