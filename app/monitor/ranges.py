@@ -19,8 +19,8 @@ Every range, however deep below the head, is proven this way. A depth window (fu
 near the head, the ends and the blocks with logs below it) was tried and dropped: behind a load
 balancer a deep range's `eth_getLogs` can come from a replica that is far behind (only each
 block's bloom exposes what its answer lacks), and a reorg can be deeper than any window.
-The price is one header per block: ~22 us a block here (anvil, 8 connections), nothing for a
-monitor following the head (it read those headers anyway), and ~0.25 s more for a backfill of
+The price is one header per block: ~25-35 us a block here (anvil, 8 connections), nothing for a
+monitor following the head (it read those headers anyway), and ~0.35 s more for a backfill of
 10,000 empty blocks (bench/README.md).
 
 The extra calls are the headers (one batched call per 200 blocks, in parallel) and the re-reads of
@@ -110,7 +110,7 @@ class RangeReader:
         self.target_logs = target_logs
         self.span = min(max_span, INITIAL_SPAN)  # small first: publishing starts while reading goes on
         self.shrinks = 0
-        # Built in a thread from the first read on: importing keccak (~40 ms) overlaps the node's answers.
+        # Built in a thread from the first read on: importing keccak (60-80 ms) overlaps the node's answers.
         self._bloom: concurrent.futures.Future[BloomFilter] | None = None
 
     async def head(self) -> int:
@@ -123,10 +123,7 @@ class RangeReader:
             end = min(last, first + self.span - 1)
             logs_call = asyncio.ensure_future(self.rpc.call("eth_getLogs", [self._filter(first, end)]))
             headers_call = asyncio.ensure_future(self.blocks(range(first, end + 1)))
-            if self._bloom is None:  # started once the first calls are on their way
-                self._bloom = concurrent.futures.Future()
-                addresses = list(self.start_blocks)
-                threading.Thread(target=_build_bloom, args=(self._bloom, addresses), daemon=True).start()
+            self._start_bloom()  # once the first calls are on their way
             try:
                 logs = await logs_call
             except RpcError as error:
@@ -155,6 +152,12 @@ class RangeReader:
         )
         hashes = ((first - 1, blocks[first].parent_hash), *((n, blocks[n].hash) for n in range(first, end + 1)))
         return Range(first, end, blocks[first].parent_hash, blocks[end].hash, events, hashes, repairs, rereads)
+
+    def _start_bloom(self) -> None:
+        if self._bloom is None:
+            self._bloom = concurrent.futures.Future()
+            addresses = list(self.start_blocks)
+            threading.Thread(target=_build_bloom, args=(self._bloom, addresses), daemon=True).start()
 
     async def _complete(
         self, blocks: Mapping[int, Block], by_block: dict[int, list[dict[str, Any]]], first: int, end: int

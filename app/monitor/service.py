@@ -211,7 +211,8 @@ class Monitor:
                 if not waited:
                     await self._wait_for_head()
                 waited = False
-                self.head, self._head_at_start = self._head_at_start or await self.reader.head(), None
+                self.head = self._head_at_start or await self.reader.head()
+                self._head_at_start = None  # read at start-up: used for the first round only
                 target = self.head - self.config.confirmations
                 if self.until_block is not None:
                     target = min(target, self.until_block)
